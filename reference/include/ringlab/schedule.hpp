@@ -1,0 +1,62 @@
+// RingSchedule: the one source of truth for a ring of P devices — which K/V chunk each device holds at each
+// step, whose it is, which positions meet, how many score entries the mask leaves, whether the step is
+// skipped and how many bytes move. The reference ring, the simulator and the viz all read this.
+//
+// Step s, device p holds the K/V chunk of owner (p − s) mod P and then sends it to device (p + 1) mod P.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ringlab/config.hpp"
+#include "ringlab/positions.hpp"
+
+namespace ringlab {
+
+struct ScheduleOptions {
+  std::int64_t bytes_per_element = 2;  // of the K/V being sent (bf16 by default: what real rings move)
+};
+
+struct RingStep {
+  int step = 0;
+  int kv_owner = 0;           // whose chunk this device holds during the step
+  std::int64_t kv_rows = 0;   // tokens in that chunk
+  std::int64_t pairs = 0;     // unmasked score entries, summed over heads and dilation patterns (one batch element)
+  bool skipped = false;       // the mask excludes every pair: nothing to compute
+  std::int64_t forward_bytes_sent = 0;   // K and V passed on after this step (0 after the last step)
+  std::int64_t backward_bytes_sent = 0;  // K, V, dK, dV passed on (the last step returns dK, dV to the owner)
+  std::int64_t selected_rows = 0;        // dilation: rows of the chunk some head/pattern selects (= kv_rows otherwise)
+};
+
+struct DeviceSchedule {
+  int id = 0;
+  PositionSet query_positions;  // the queries this device owns (all of them with q_replicated)
+  std::vector<RingStep> steps;  // steps[s], s = 0..P−1
+  std::int64_t total_pairs = 0;
+  int skipped_steps = 0;
+};
+
+struct RingSchedule {
+  int ring_size = 1;
+  Layout layout = Layout::contiguous;
+  bool q_replicated = false;
+  std::vector<PositionSet> chunk_positions;  // [owner]: the K/V tokens each device owns
+  std::vector<DeviceSchedule> devices;       // [device]
+  std::int64_t kv_bytes_per_row = 0;          // 2 · B · Hkv · D · bytes_per_element (K and V of one token)
+
+  const RingStep& at(int device, int step) const { return devices[device].steps[step]; }
+  std::int64_t total_pairs() const;
+  int skipped_steps() const;
+  // Forward bytes a "send only the rows some pattern selects" policy would not send (0 without dilation).
+  std::int64_t selected_rows_bytes_saved() const;
+};
+
+// Owner of the chunk device `device` holds at `step`: (device − step) mod P.
+inline int kv_chunk_owner(int step, int device, int ring_size) {
+  return ((device - step) % ring_size + ring_size) % ring_size;
+}
+
+// Builds the schedule of a validated config (config.ring devices, config.layout, config.q_replicated).
+RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOptions& options = {});
+
+}  // namespace ringlab

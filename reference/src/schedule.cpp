@@ -1,0 +1,119 @@
+#include "ringlab/schedule.hpp"
+
+#include <algorithm>
+
+#include "ringlab/dilation.hpp"
+#include "ringlab/mask.hpp"
+
+namespace ringlab {
+namespace {
+
+// Heads that share a mask do the same work, so each distinct mask is counted once and weighted.
+struct WeightedMask {
+  MaskPredicate mask;
+  std::int64_t heads = 0;
+};
+
+std::vector<WeightedMask> distinct_masks(const std::vector<HeadPlan>& plans) {
+  std::vector<WeightedMask> distinct;
+  for (const auto& plan : plans)
+    for (const auto& mask : plan.masks) {
+      auto found = std::find_if(distinct.begin(), distinct.end(), [&](const auto& w) { return w.mask == mask; });
+      if (found == distinct.end())
+        distinct.push_back({mask, 1});
+      else
+        ++found->heads;
+    }
+  return distinct;
+}
+
+// Rows of `chunk` that at least one of the (w, r, o) selections picks (one pass over the chunk).
+std::int64_t selected_rows(const PositionSet& chunk, const std::vector<DilationSelect>& selections) {
+  if (selections.empty()) return chunk.size();
+  std::int64_t count = 0;
+  for (const auto& run : chunk.runs)
+    for (std::int64_t i = 0; i < run.count; ++i) {
+      const std::int64_t t = run.at(i);
+      for (const auto& select : selections)
+        if (select.selects(t)) {
+          ++count;
+          break;
+        }
+    }
+  return count;
+}
+
+}  // namespace
+
+std::int64_t RingSchedule::total_pairs() const {
+  std::int64_t total = 0;
+  for (const auto& device : devices) total += device.total_pairs;
+  return total;
+}
+
+int RingSchedule::skipped_steps() const {
+  int total = 0;
+  for (const auto& device : devices) total += device.skipped_steps;
+  return total;
+}
+
+std::int64_t RingSchedule::selected_rows_bytes_saved() const {
+  std::int64_t saved = 0;
+  for (const auto& device : devices)
+    for (const auto& step : device.steps)
+      if (step.forward_bytes_sent > 0) saved += (step.kv_rows - step.selected_rows) * kv_bytes_per_row;
+  return saved;
+}
+
+RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOptions& options) {
+  config.validate();
+  RingSchedule schedule;
+  const int P = config.ring;
+  schedule.ring_size = P;
+  schedule.layout = config.layout;
+  schedule.q_replicated = config.q_replicated;
+  schedule.kv_bytes_per_row = 2 * config.batch * config.kv_heads * config.head_dim * options.bytes_per_element;
+  for (int owner = 0; owner < P; ++owner)
+    schedule.chunk_positions.push_back(layout_positions(config.layout, config.kv_seq, P, owner));
+
+  const auto masks = distinct_masks(plan_heads(config));
+  std::vector<DilationSelect> selections;
+  for (const auto& weighted : masks)
+    if (weighted.mask.dilation) selections.push_back(*weighted.mask.dilation);
+  std::vector<std::int64_t> chunk_selected_rows(static_cast<std::size_t>(P));
+  for (int owner = 0; owner < P; ++owner)
+    chunk_selected_rows[owner] = selected_rows(schedule.chunk_positions[owner], selections);
+
+  for (int device = 0; device < P; ++device) {
+    DeviceSchedule device_schedule;
+    device_schedule.id = device;
+    device_schedule.query_positions = config.q_replicated ? contiguous_positions(0, config.seq)
+                                                          : layout_positions(config.layout, config.seq, P, device);
+    for (int step = 0; step < P; ++step) {
+      RingStep ring_step;
+      ring_step.step = step;
+      ring_step.kv_owner = kv_chunk_owner(step, device, P);
+      const PositionSet& keys = schedule.chunk_positions[ring_step.kv_owner];
+      ring_step.kv_rows = keys.size();
+      for (const auto& weighted : masks)
+        ring_step.pairs += weighted.heads * count_allowed_pairs(device_schedule.query_positions, keys, weighted.mask);
+      ring_step.skipped = ring_step.pairs == 0;
+      const std::int64_t chunk_bytes = ring_step.kv_rows * schedule.kv_bytes_per_row;
+      ring_step.forward_bytes_sent = step + 1 < P ? chunk_bytes : 0;
+      // Backward sends K, V, dK, dV on every step but the last, where only dK, dV go home to the owner.
+      // With replicated queries each owner computes its own dK, dV from all queries: only K, V travel.
+      if (config.q_replicated)
+        ring_step.backward_bytes_sent = ring_step.forward_bytes_sent;
+      else
+        ring_step.backward_bytes_sent = step + 1 < P ? 2 * chunk_bytes : (P > 1 ? chunk_bytes : 0);
+      ring_step.selected_rows = chunk_selected_rows[ring_step.kv_owner];
+      device_schedule.total_pairs += ring_step.pairs;
+      device_schedule.skipped_steps += ring_step.skipped ? 1 : 0;
+      device_schedule.steps.push_back(ring_step);
+    }
+    schedule.devices.push_back(std::move(device_schedule));
+  }
+  return schedule;
+}
+
+}  // namespace ringlab
