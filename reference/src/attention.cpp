@@ -183,46 +183,6 @@ MatrixView<const T> view_of(const Matrix<T>& matrix) {
 
 // ---- ring: P virtual devices ------------------------------------------------------------------------------
 
-// Rows `positions` of a [B, S, heads, D] tensor, as a new [B, n, heads, D] tensor (a device's local shard).
-template <class T>
-Tensor<T> gather_rows(const Tensor<T>& tensor, const std::vector<i64>& positions) {
-  const i64 B = tensor.shape[0], S = tensor.shape[1], row = tensor.shape[2] * tensor.shape[3];
-  const auto n = static_cast<i64>(positions.size());
-  Tensor<T> shard({B, n, tensor.shape[2], tensor.shape[3]});
-  for (i64 b = 0; b < B; ++b)
-    for (i64 i = 0; i < n; ++i)
-      std::copy_n(tensor.data.begin() + (b * S + positions[i]) * row, row, shard.data.begin() + (b * n + i) * row);
-  return shard;
-}
-
-template <class T>
-void scatter_rows(const Tensor<T>& shard, const std::vector<i64>& positions, Tensor<T>& tensor) {
-  const i64 B = tensor.shape[0], S = tensor.shape[1], row = tensor.shape[2] * tensor.shape[3];
-  const auto n = static_cast<i64>(positions.size());
-  for (i64 b = 0; b < B; ++b)
-    for (i64 i = 0; i < n; ++i)
-      std::copy_n(shard.data.begin() + (b * n + i) * row, row, tensor.data.begin() + (b * S + positions[i]) * row);
-}
-
-// The same along the last axis of a [B, H, S] tensor.
-template <class T>
-Tensor<T> gather_columns(const Tensor<T>& tensor, const std::vector<i64>& positions) {
-  const i64 rows = tensor.shape[0] * tensor.shape[1], S = tensor.shape[2];
-  const auto n = static_cast<i64>(positions.size());
-  Tensor<T> shard({tensor.shape[0], tensor.shape[1], n});
-  for (i64 r = 0; r < rows; ++r)
-    for (i64 i = 0; i < n; ++i) shard.data[r * n + i] = tensor.data[r * S + positions[i]];
-  return shard;
-}
-
-template <class T>
-void scatter_columns(const Tensor<T>& shard, const std::vector<i64>& positions, Tensor<T>& tensor) {
-  const i64 rows = tensor.shape[0] * tensor.shape[1], S = tensor.shape[2];
-  const auto n = static_cast<i64>(positions.size());
-  for (i64 r = 0; r < rows; ++r)
-    for (i64 i = 0; i < n; ++i) tensor.data[r * S + positions[i]] = shard.data[r * n + i];
-}
-
 // A K/V chunk as it travels round the ring; in backward it carries its dK, dV accumulators along.
 template <class T>
 struct TravellingChunk {
@@ -274,12 +234,9 @@ AttentionOutput<T> ring_forward(const AttentionConfig& config, const Tensor<T>& 
                                 const Tensor<T>& v, const AttentionOptions<T>& options) {
   const RingSchedule schedule = make_ring_schedule(config);
   const auto plans = plan_heads(config);
-  const T scale = static_cast<T>(config.tau());
   auto chunks = make_chunks(schedule, k, v, false);
 
   AttentionOutput<T> result{Tensor<T>(query_shape(config)), Tensor<T>(lse_shape(config))};
-  Matrix<T> partial_out;
-  std::vector<T> partial_lse;
   for (int device = 0; device < computing_devices(config); ++device) {
     const std::vector<i64> q_positions = schedule.devices[device].query_positions.expand();
     const Tensor<T> local_q = gather_rows(q, q_positions);                              // [B, n_p, H, D]
@@ -292,15 +249,11 @@ AttentionOutput<T> ring_forward(const AttentionConfig& config, const Tensor<T>& 
       require_holds_scheduled_chunk(schedule, held, step);
       const TravellingChunk<T>& chunk = chunks[held[device]];
       if (!schedule.at(device, step).skipped)
-        for (i64 b = 0; b < config.batch; ++b)
-          for (i64 h = 0; h < config.heads; ++h)
-            plan_forward<T>(options, plans[h], local_q.head(b, h), q_positions, chunk.k.head(b, kv_head_of(h, config)),
-                         chunk.v.head(b, kv_head_of(h, config)), chunk.positions, scale, local_out.head(b, h),
-                         local_lse.row(b, h), partial_out, partial_lse);
+        chunk_forward(config, plans, local_q, q_positions, chunk.k, chunk.v, chunk.positions, local_out, local_lse,
+                      options.tiles);
       rotate(held);
     }
-    for (i64 b = 0; b < config.batch; ++b)
-      for (i64 h = 0; h < config.heads; ++h) as_matrix(local_out.head(b, h)) *= static_cast<T>(plans[h].output_scale);
+    apply_output_scale(plans, local_out);
     scatter_rows(local_out, q_positions, result.out);
     scatter_columns(local_lse, q_positions, result.lse);
   }
@@ -313,7 +266,6 @@ AttentionGradients<T> ring_backward(const AttentionConfig& config, const Tensor<
                                     const Tensor<T>& dout, const AttentionOptions<T>& options) {
   const RingSchedule schedule = make_ring_schedule(config);
   const auto plans = plan_heads(config);
-  const T scale = static_cast<T>(config.tau());
   auto chunks = make_chunks(schedule, k, v, true);
   AttentionGradients<T> grads{Tensor<T>(query_shape(config)), Tensor<T>(kv_shape(config)),
                               Tensor<T>(kv_shape(config))};
@@ -334,18 +286,9 @@ AttentionGradients<T> ring_backward(const AttentionConfig& config, const Tensor<
       if (step >= first_step && step <= last_step && !schedule.at(device, step).skipped) {
         Tensor<T> discard_dk, discard_dv;
         if (!compute_dkv) discard_dk = Tensor<T>(chunk.dk.shape), discard_dv = Tensor<T>(chunk.dv.shape);
-        for (i64 b = 0; b < config.batch; ++b)
-          for (i64 h = 0; h < config.heads; ++h) {
-            const i64 kvh = kv_head_of(h, config);
-            const auto delta = output_gradient_dot(local_dout.head(b, h), local_out.head(b, h));
-            const Matrix<T> dout_scaled = scaled_gradient(local_dout.head(b, h), plans[h].output_scale);
-            for (const MaskPredicate& mask : plans[h].masks)
-              head_backward<T>(options, local_q.head(b, h), q_positions, chunk.k.head(b, kvh), chunk.v.head(b, kvh),
-                            chunk.positions, mask, scale, view_of(dout_scaled), local_lse.row(b, h),
-                            std::span<const T>(delta), local_dq.head(b, h),
-                            compute_dkv ? chunk.dk.head(b, kvh) : discard_dk.head(b, kvh),
-                            compute_dkv ? chunk.dv.head(b, kvh) : discard_dv.head(b, kvh));
-          }
+        chunk_backward(config, plans, local_q, q_positions, chunk.k, chunk.v, chunk.positions, local_out, local_lse,
+                       local_dout, local_dq, compute_dkv ? chunk.dk : discard_dk, compute_dkv ? chunk.dv : discard_dv,
+                       options.tiles);
       }
       rotate(held);
     }
@@ -431,6 +374,60 @@ void require_algorithm_fits(const AttentionConfig& config, Algorithm algorithm) 
 }
 
 }  // namespace
+
+template <class T>
+void chunk_forward(const AttentionConfig& config, const std::vector<HeadPlan>& plans, const Tensor<T>& q_shard,
+                   std::span<const i64> q_positions, const Tensor<T>& k_chunk, const Tensor<T>& v_chunk,
+                   std::span<const i64> k_positions, Tensor<T>& out, Tensor<T>& lse, TileSizes tiles) {
+  const T scale = static_cast<T>(config.tau());
+  const AttentionOptions<T> options{Algorithm::blockwise, tiles};
+  Matrix<T> partial_out;
+  std::vector<T> partial_lse;
+  for (i64 b = 0; b < config.batch; ++b)
+    for (i64 h = 0; h < config.heads; ++h)
+      plan_forward<T>(options, plans[h], q_shard.head(b, h), q_positions, k_chunk.head(b, kv_head_of(h, config)),
+                      v_chunk.head(b, kv_head_of(h, config)), k_positions, scale, out.head(b, h), lse.row(b, h),
+                      partial_out, partial_lse);
+}
+
+template <class T>
+void apply_output_scale(const std::vector<HeadPlan>& plans, Tensor<T>& out) {
+  for (i64 b = 0; b < out.shape[0]; ++b)
+    for (i64 h = 0; h < out.shape[2]; ++h)
+      if (plans[h].output_scale != 1.0) as_matrix(out.head(b, h)) *= static_cast<T>(plans[h].output_scale);
+}
+
+template <class T>
+void chunk_backward(const AttentionConfig& config, const std::vector<HeadPlan>& plans, const Tensor<T>& q_shard,
+                    std::span<const i64> q_positions, const Tensor<T>& k_chunk, const Tensor<T>& v_chunk,
+                    std::span<const i64> k_positions, const Tensor<T>& out_shard, const Tensor<T>& lse_shard,
+                    const Tensor<T>& dout_shard, Tensor<T>& dq, Tensor<T>& dk, Tensor<T>& dv, TileSizes tiles) {
+  const T scale = static_cast<T>(config.tau());
+  const AttentionOptions<T> options{Algorithm::blockwise, tiles};
+  for (i64 b = 0; b < config.batch; ++b)
+    for (i64 h = 0; h < config.heads; ++h) {
+      const i64 kvh = kv_head_of(h, config);
+      const auto delta = output_gradient_dot(dout_shard.head(b, h), out_shard.head(b, h));
+      const Matrix<T> dout_scaled = scaled_gradient(dout_shard.head(b, h), plans[h].output_scale);
+      for (const MaskPredicate& mask : plans[h].masks)
+        head_backward<T>(options, q_shard.head(b, h), q_positions, k_chunk.head(b, kvh), v_chunk.head(b, kvh),
+                         k_positions, mask, scale, view_of(dout_scaled), lse_shard.row(b, h),
+                         std::span<const T>(delta), dq.head(b, h), dk.head(b, kvh), dv.head(b, kvh));
+    }
+}
+
+#define RINGLAB_INSTANTIATE_CHUNK(T)                                                                               \
+  template void chunk_forward<T>(const AttentionConfig&, const std::vector<HeadPlan>&, const Tensor<T>&,           \
+                                 std::span<const i64>, const Tensor<T>&, const Tensor<T>&, std::span<const i64>,    \
+                                 Tensor<T>&, Tensor<T>&, TileSizes);                                                \
+  template void apply_output_scale<T>(const std::vector<HeadPlan>&, Tensor<T>&);                                   \
+  template void chunk_backward<T>(const AttentionConfig&, const std::vector<HeadPlan>&, const Tensor<T>&,          \
+                                  std::span<const i64>, const Tensor<T>&, const Tensor<T>&, std::span<const i64>,   \
+                                  const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, Tensor<T>&, Tensor<T>&,     \
+                                  Tensor<T>&, TileSizes);
+RINGLAB_INSTANTIATE_CHUNK(float)
+RINGLAB_INSTANTIATE_CHUNK(double)
+#undef RINGLAB_INSTANTIATE_CHUNK
 
 std::vector<i64> query_shape(const AttentionConfig& c) { return {c.batch, c.seq, c.heads, c.head_dim}; }
 std::vector<i64> kv_shape(const AttentionConfig& c) { return {c.batch, c.kv_seq, c.kv_heads, c.head_dim}; }

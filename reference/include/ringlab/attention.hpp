@@ -6,6 +6,7 @@
 #pragma once
 
 #include "ringlab/config.hpp"
+#include "ringlab/dilation.hpp"
 #include "ringlab/tensor.hpp"
 
 namespace ringlab {
@@ -45,6 +46,28 @@ template <class T>
 AttentionGradients<T> attention_backward(const AttentionConfig& config, const Tensor<T>& q, const Tensor<T>& k,
                                          const Tensor<T>& v, const Tensor<T>& out, const Tensor<T>& lse,
                                          const Tensor<T>& dout, const AttentionOptions<T>& options = {});
+
+// One ring step of one device — the unit the reference ring and the simulator both run:
+// its queries q_shard [B, n, H, D] (positions q_positions) against one K/V chunk [B, m, Hkv, D] (positions
+// k_positions), every head and every mask of the head's plan, ⊕-merged into out [B, n, H, D] and
+// lse [B, H, n] (start them at (0, −∞)). Blockwise kernels with `tiles`.
+template <class T>
+void chunk_forward(const AttentionConfig& config, const std::vector<HeadPlan>& plans, const Tensor<T>& q_shard,
+                   std::span<const std::int64_t> q_positions, const Tensor<T>& k_chunk, const Tensor<T>& v_chunk,
+                   std::span<const std::int64_t> k_positions, Tensor<T>& out, Tensor<T>& lse, TileSizes tiles = {});
+
+// After the last step: multiply each head's output by its plan's factor (1/k for group_mean).
+template <class T>
+void apply_output_scale(const std::vector<HeadPlan>& plans, Tensor<T>& out);
+
+// Backward of one ring step: accumulates dq [B, n, H, D] and the chunk's dk, dv [B, m, Hkv, D] from the
+// saved global out_shard, lse_shard of these queries and dout_shard.
+template <class T>
+void chunk_backward(const AttentionConfig& config, const std::vector<HeadPlan>& plans, const Tensor<T>& q_shard,
+                    std::span<const std::int64_t> q_positions, const Tensor<T>& k_chunk, const Tensor<T>& v_chunk,
+                    std::span<const std::int64_t> k_positions, const Tensor<T>& out_shard,
+                    const Tensor<T>& lse_shard, const Tensor<T>& dout_shard, Tensor<T>& dq, Tensor<T>& dk,
+                    Tensor<T>& dv, TileSizes tiles = {});
 
 // Shapes a config expects.
 std::vector<std::int64_t> query_shape(const AttentionConfig& config);  // [B, N, H, D]

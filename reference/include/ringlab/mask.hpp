@@ -1,5 +1,7 @@
 // The mask predicate: which (query position q, key position k) pairs may attend. Written once and used by
 // every kernel (reference, GPU), by the exact pair counts of the ring schedule, and by the viz.
+// BandMask and DilationSelect are plain constexpr structs so CUDA device code can call them as they are
+// (nvcc --expt-relaxed-constexpr).
 //
 //   band:      lo ≤ k − q ≤ hi          causal: hi = 0; window (left, right): lo = −left, hi = right
 //   dilation:  same segment ⌊q/w⌋ = ⌊k/w⌋ and both selected: (t mod w) mod r = o
@@ -24,7 +26,7 @@ struct BandMask {
   static BandMask from(const AttentionConfig& config) {
     return from(config.causal, config.window_left, config.window_right);
   }
-  bool allows(std::int64_t q, std::int64_t k) const { return k - q >= lo && k - q <= hi; }
+  constexpr bool allows(std::int64_t q, std::int64_t k) const { return k - q >= lo && k - q <= hi; }
   bool operator==(const BandMask&) const = default;
 };
 
@@ -33,8 +35,10 @@ struct DilationSelect {
   std::int64_t segment_length = 1;  // w
   std::int64_t rate = 1;            // r
   std::int64_t offset = 0;          // o, 0 ≤ o < r
-  bool selects(std::int64_t t) const { return (t % segment_length) % rate == offset; }
-  bool same_segment(std::int64_t q, std::int64_t k) const { return q / segment_length == k / segment_length; }
+  constexpr bool selects(std::int64_t t) const { return (t % segment_length) % rate == offset; }
+  constexpr bool same_segment(std::int64_t q, std::int64_t k) const {
+    return q / segment_length == k / segment_length;
+  }
   bool operator==(const DilationSelect&) const = default;
 };
 

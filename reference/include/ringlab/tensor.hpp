@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <numeric>
 #include <span>
@@ -49,6 +50,47 @@ Tensor<To> tensor_cast(const Tensor<From>& from) {
   to.shape = from.shape;
   to.data.assign(from.data.begin(), from.data.end());
   return to;
+}
+
+// Device shards: a device's rows of a global tensor and back (used by the ring and the simulator).
+// Rows `positions` of a [B, S, heads, D] tensor, as a new [B, n, heads, D] tensor (a device's local shard).
+template <class T>
+Tensor<T> gather_rows(const Tensor<T>& tensor, const std::vector<std::int64_t>& positions) {
+  const std::int64_t B = tensor.shape[0], S = tensor.shape[1], row = tensor.shape[2] * tensor.shape[3];
+  const auto n = static_cast<std::int64_t>(positions.size());
+  Tensor<T> shard({B, n, tensor.shape[2], tensor.shape[3]});
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < n; ++i)
+      std::copy_n(tensor.data.begin() + (b * S + positions[i]) * row, row, shard.data.begin() + (b * n + i) * row);
+  return shard;
+}
+
+template <class T>
+void scatter_rows(const Tensor<T>& shard, const std::vector<std::int64_t>& positions, Tensor<T>& tensor) {
+  const std::int64_t B = tensor.shape[0], S = tensor.shape[1], row = tensor.shape[2] * tensor.shape[3];
+  const auto n = static_cast<std::int64_t>(positions.size());
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < n; ++i)
+      std::copy_n(shard.data.begin() + (b * n + i) * row, row, tensor.data.begin() + (b * S + positions[i]) * row);
+}
+
+// The same along the last axis of a [B, H, S] tensor.
+template <class T>
+Tensor<T> gather_columns(const Tensor<T>& tensor, const std::vector<std::int64_t>& positions) {
+  const std::int64_t rows = tensor.shape[0] * tensor.shape[1], S = tensor.shape[2];
+  const auto n = static_cast<std::int64_t>(positions.size());
+  Tensor<T> shard({tensor.shape[0], tensor.shape[1], n});
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t i = 0; i < n; ++i) shard.data[r * n + i] = tensor.data[r * S + positions[i]];
+  return shard;
+}
+
+template <class T>
+void scatter_columns(const Tensor<T>& shard, const std::vector<std::int64_t>& positions, Tensor<T>& tensor) {
+  const std::int64_t rows = tensor.shape[0] * tensor.shape[1], S = tensor.shape[2];
+  const auto n = static_cast<std::int64_t>(positions.size());
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t i = 0; i < n; ++i) tensor.data[r * S + positions[i]] = shard.data[r * n + i];
 }
 
 }  // namespace ringlab

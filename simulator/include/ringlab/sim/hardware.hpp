@@ -1,0 +1,52 @@
+// Hardware the simulator models: device presets (simulator/data/devices.json, each number with its source)
+// or user-defined devices from a JSON file of the same format; the network of links between devices; and
+// the roofline compute model. Units: FLOP/s, bytes, bytes/s, integer nanoseconds.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ringlab::sim {
+
+struct LinkSpec {
+  double bandwidth = 0;        // bytes/s, one direction
+  std::int64_t latency_ns = 0;
+};
+
+struct DeviceSpec {
+  std::string name;
+  double peak_flops = 0;            // FLOP/s (dense BF16 tensor core)
+  std::int64_t memory_bytes = 0;    // capacity
+  double memory_bandwidth = 0;      // bytes/s
+  double attention_efficiency = 1;  // fraction of peak an attention kernel reaches
+  LinkSpec intra_node_link;         // between devices of one node (NVLink class)
+  LinkSpec inter_node_link;         // between nodes (InfiniBand class)
+};
+
+// The presets compiled in from simulator/data/devices.json.
+std::vector<DeviceSpec> builtin_devices();
+// Devices from a JSON file in the devices.json format. Throws InputError naming the file and field.
+std::vector<DeviceSpec> load_devices(const std::filesystem::path& path);
+// The device called `name`; ConfigError listing the names that exist.
+DeviceSpec find_device(const std::vector<DeviceSpec>& devices, const std::string& name);
+
+// Roofline: time = max(FLOPs / (peak · efficiency), bytes / memory bandwidth).
+struct ComputeModel {
+  DeviceSpec device;
+  std::int64_t time_ns(double flops, double bytes) const;
+};
+
+// P devices, `devices_per_node` per node; device p sends to (p + 1) mod P over an intra-node link when both
+// are on one node, else over an inter-node link.
+struct Network {
+  int devices = 1;
+  int devices_per_node = 8;
+  LinkSpec intra_node;
+  LinkSpec inter_node;
+  const LinkSpec& link(int from, int to) const;
+  std::int64_t transfer_ns(int from, int to, std::int64_t bytes) const;  // latency + bytes / bandwidth
+};
+
+}  // namespace ringlab::sim
