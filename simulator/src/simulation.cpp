@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <limits>
 #include <map>
 #include <queue>
 #include <set>
+#include <unordered_map>
 
 #include "ringlab/attention.hpp"
 #include "ringlab/dilation.hpp"
@@ -80,7 +82,6 @@ struct DeviceRun {
   std::vector<i64> receive_posted_ns;  // [step] when the device posted its receive for that step, −1 if not yet
   std::vector<char> kv_received, dkv_received;  // [step]
   i64 expected_sequence = 0;
-  std::set<i64> delivered_sequences;
   i64 waiting_since_ns = -1;
   std::vector<i64> pending_messages;
   // [step] earliest transfer start of a message this device needs for that step / of its own sends after it
@@ -118,7 +119,8 @@ struct Simulation::State {
   std::vector<BufferId> scratch;                    // [device] the step's scratch, −1 when none
   std::vector<DeviceRun> runs;
   std::vector<DeviceStats> stats;
-  std::vector<Message> messages;
+  std::unordered_map<i64, Message> messages;  // in flight only: erased once delivered (P² of them over a run)
+  i64 next_message_id = 0;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
   i64 event_order = 0;
   i64 now = 0, pass_start_ns = 0, makespan_ns = 0;
@@ -128,6 +130,7 @@ struct Simulation::State {
   std::vector<MemorySample> memory_samples;
   std::vector<StepSnapshot> snapshots;
   std::size_t snapshot_count = 0;
+  int dead_devices = 0;
   bool record_timeline = true;
 
   // Compute mode.
@@ -135,6 +138,13 @@ struct Simulation::State {
   Tensor<double> q, k, v, dout, out, lse;        // global inputs and the gathered forward result
   Tensor<double> dq, dk, dv;                     // gathered gradients
   std::optional<double> max_error;
+  // The single-device reference the gathered result is checked against; computed on another thread while
+  // the simulation runs (it reads only the inputs), so checking costs little wall time on two cores.
+  struct ReferenceResult {
+    AttentionOutput<double> forward;
+    AttentionGradients<double> gradients;
+  };
+  std::future<ReferenceResult> reference;
 
   explicit State(SimulationOptions opts) : options(std::move(opts)), config(options.config) {}
 
@@ -201,7 +211,26 @@ struct Simulation::State {
     dout = fill(query_shape(config));
     data.resize(P);
     for (int p = 0; p < P; ++p) data[p].q_positions = schedule.devices[p].query_positions.expand();
+    AttentionConfig single = config;
+    single.ring = 1;
+    single.q_replicated = false;
+    const bool with_backward = options.pass != Pass::forward;
+    reference = std::async(std::launch::async, [this, single, with_backward] {
+      const AttentionOptions<double> reference_options{Algorithm::blockwise, options.tiles};
+      ReferenceResult result;
+      result.forward = attention_forward(single, q, k, v, reference_options);
+      if (with_backward)
+        result.gradients =
+            attention_backward(single, q, k, v, result.forward.out, result.forward.lse, dout, reference_options);
+      return result;
+    });
   }
+
+  const ReferenceResult& reference_result() {
+    if (reference.valid()) reference_value = reference.get();
+    return reference_value;
+  }
+  ReferenceResult reference_value;
 
   // ---- memory --------------------------------------------------------------------------------------------
 
@@ -334,9 +363,8 @@ struct Simulation::State {
       }
     }
     if (pass == 1 && out.data.empty()) {  // backward alone: the saved forward output comes from the reference
-      const auto forward = attention_forward(config, q, k, v, AttentionOptions<double>{Algorithm::blockwise});
-      out = forward.out;
-      lse = forward.lse;
+      out = reference_result().forward.out;
+      lse = reference_result().forward.lse;
       for (int p = 0; p < P; ++p) {
         data[p].out = gather_rows(out, data[p].q_positions);
         data[p].lse = gather_columns(lse, data[p].q_positions);
@@ -367,6 +395,7 @@ struct Simulation::State {
     DeviceRun& run = runs[p];
     if (fault_for(FaultKind::kill, p, step)) {  // the device dies silently: nothing more is computed or sent
       run.dead = true;
+      ++dead_devices;
       return;
     }
     if (run.waiting_since_ns >= 0) {  // account the wait that just ended
@@ -388,10 +417,11 @@ struct Simulation::State {
     if (duration > 0) {
       scratch[p] = ledgers[p].allocate("step scratch", Category::scratch, scratch_bytes(p, pass));
       sample_memory(p);
-      record_slice(p, kComputeStream,
-                   std::string(pass == 0 ? "forward" : "backward") + " step " + std::to_string(step) + " (K/V of " +
-                       std::to_string(schedule.at(p, step).kv_owner) + ")",
-                   now, now + duration, pass, step);
+      if (record_timeline)
+        record_slice(p, kComputeStream,
+                     std::string(pass == 0 ? "forward" : "backward") + " step " + std::to_string(step) + " (K/V of " +
+                         std::to_string(schedule.at(p, step).kv_owner) + ")",
+                     now, now + duration, pass, step);
     }
     push({now + duration, 0, Event::compute_done, p, pass, step, -1});
     // Overlap: the chunk leaves while it is being computed on (in backward only K, V; dK, dV follow later).
@@ -423,11 +453,7 @@ struct Simulation::State {
     try_advance(p);
   }
 
-  int live_devices() const {
-    int live = 0;
-    for (const auto& run : runs) live += run.dead ? 0 : 1;
-    return live;
-  }
+  int live_devices() const { return P - dead_devices; }
 
   void compute_tensors(int p, int step, int pass) {
     DeviceData& d = data[p];
@@ -458,7 +484,7 @@ struct Simulation::State {
 
   void post_message(int p, int step, int pass, MessageKind kind) {
     Message m;
-    m.id = static_cast<i64>(messages.size());
+    m.id = next_message_id++;
     m.from = p;
     m.to = (p + 1) % P;
     m.pass = pass;
@@ -501,17 +527,18 @@ struct Simulation::State {
       m.checksum = message_checksum(m);
     }
     m.posted_ns = now;
-    messages.push_back(std::move(m));
+    const i64 id = m.id;
+    stats[p].bytes_sent += m.bytes;
+    messages.emplace(id, std::move(m));
     ++runs[p].sends_in_flight;
-    stats[p].bytes_sent += messages.back().bytes;
-    try_begin_transfer(messages.back().id);
+    try_begin_transfer(id);
   }
 
   std::vector<std::vector<i64>> link_sequence;     // [pass][sender]
   std::vector<i64> send_stream_free_ns, receive_stream_free_ns;
 
   void try_begin_transfer(i64 id) {
-    Message& m = messages[id];
+    Message& m = messages.at(id);
     DeviceRun& receiver = runs[m.to];
     if (receiver.receive_posted_ns[m.needed_at_step] < 0) {  // the receiver has not posted its receive yet
       receiver.pending_messages.push_back(id);
@@ -529,24 +556,30 @@ struct Simulation::State {
     send_stream_free_ns[m.from] = m.arrival_ns;
     receive_stream_free_ns[m.to] = m.arrival_ns;
     stats[m.from].comm_ns += duration;
-    const std::string what = m.kind == MessageKind::kv ? "K/V of " : "dK/dV of ";
-    record_slice(m.from, kSendStream, "send " + what + std::to_string(m.owner) + " → " + std::to_string(m.to), begin,
-                 m.arrival_ns, m.pass, m.sender_step, m.id);
-    record_slice(m.to, kReceiveStream, "receive " + what + std::to_string(m.owner) + " ← " + std::to_string(m.from),
-                 begin, m.arrival_ns, m.pass, m.needed_at_step, m.id);
+    if (record_timeline) {
+      const std::string what = m.kind == MessageKind::kv ? "K/V of " : "dK/dV of ";
+      record_slice(m.from, kSendStream, "send " + what + std::to_string(m.owner) + " → " + std::to_string(m.to), begin,
+                   m.arrival_ns, m.pass, m.sender_step, m.id);
+      record_slice(m.to, kReceiveStream, "receive " + what + std::to_string(m.owner) + " ← " + std::to_string(m.from),
+                   begin, m.arrival_ns, m.pass, m.needed_at_step, m.id);
+    }
     push({m.arrival_ns, 0, Event::arrival, m.to, m.pass, m.needed_at_step, id});
     if (m.duplicate) push({m.arrival_ns + 1, 0, Event::arrival, m.to, m.pass, m.needed_at_step, id});
   }
 
   void arrival(const Event& event) {
-    Message& m = messages[event.message];
+    Message& m = messages.at(event.message);
     DeviceRun& sender = runs[m.from];
     DeviceRun& receiver = runs[m.to];
-    const bool first_delivery = !receiver.delivered_sequences.count(m.sequence);
+    // Sequences are accepted strictly in order, so one below the expected one was delivered before.
+    const bool first_delivery = m.sequence >= receiver.expected_sequence;
     if (first_delivery || !m.duplicate) {
       if (--sender.sends_in_flight == 0 && !sender.dead) try_advance(m.from);
     }
-    if (m.drop || receiver.dead) return;
+    if (m.drop || receiver.dead) {
+      messages.erase(event.message);
+      return;
+    }
     const std::string where = "device " + std::to_string(m.to) + " at step " + std::to_string(m.needed_at_step) +
                               " (" + (m.pass == 0 ? "forward" : "backward") + ")";
     const std::string from = "from device " + std::to_string(m.from);
@@ -569,14 +602,15 @@ struct Simulation::State {
                               "): it carries the chunk of device " + std::to_string(m.owner) +
                               ", the schedule says device " + std::to_string(expected_owner) + "'s",
                           m.to, m.needed_at_step);
-    receiver.delivered_sequences.insert(m.sequence);
     ++receiver.expected_sequence;
     if (m.kind == MessageKind::kv)
       receiver.kv_received[m.needed_at_step] = 1;
     else
       receiver.dkv_received[m.needed_at_step] = 1;
     if (options.mode == Mode::compute) unpack(m);
-    try_advance(m.to);
+    const int to = m.to;
+    if (!m.duplicate) messages.erase(event.message);  // a duplicate's second copy is still on its way
+    try_advance(to);
   }
 
   static std::string hex(std::uint64_t value) {
@@ -731,10 +765,6 @@ struct Simulation::State {
       }
       return worst;
     };
-    const AttentionOptions<double> reference_options{Algorithm::blockwise, options.tiles};
-    AttentionConfig single = config;
-    single.ring = 1;
-    single.q_replicated = false;
     const int computing = config.q_replicated ? 1 : P;  // replicated: device 0's copy is the answer
     if (pass == 0) {
       out = Tensor<double>(query_shape(config));
@@ -744,7 +774,7 @@ struct Simulation::State {
         scatter_rows(data[p].out, data[p].q_positions, out);
         scatter_columns(data[p].lse, data[p].q_positions, lse);
       }
-      const auto expected = attention_forward(single, q, k, v, reference_options);
+      const auto& expected = reference_result().forward;
       max_error = std::max({max_error.value_or(0.0), max_abs(out, expected.out), max_abs(lse, expected.lse)});
       return;
     }
@@ -765,8 +795,7 @@ struct Simulation::State {
         scatter_rows(own_dv, schedule.chunk_positions[p].expand(), dv);
       }
     }
-    const auto forward = attention_forward(single, q, k, v, reference_options);
-    const auto expected = attention_backward(single, q, k, v, forward.out, forward.lse, dout, reference_options);
+    const auto& expected = reference_result().gradients;
     max_error = std::max({max_error.value_or(0.0), max_abs(dq, expected.dq), max_abs(dk, expected.dk),
                           max_abs(dv, expected.dv)});
   }
