@@ -10,12 +10,5 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
 ringlab=build/release/tools/ringlab
 echo
-echo "== causal ring attention on 8 devices, contiguous vs zigzag layout (ringlab schedule)"
-"$ringlab" schedule --seq 8192 --ring 8 --heads 8 --head-dim 64 --causal --layout contiguous | tail -n 12
-"$ringlab" schedule --seq 8192 --ring 8 --heads 8 --head-dim 64 --causal --layout zigzag | tail -n 12
-echo
-echo "== a golden case, checked against itself"
-out=$(mktemp -d)
-"$ringlab" golden --out "$out/case" --seq 97 --heads 6 --kv-heads 2 --causal --ring 4 --layout zigzag
-mkdir -p "$out/outputs" && cp "$out"/case/{o,lse,dq,dk,dv}.npy "$out/outputs/"
-"$ringlab" check "$out/case" --outputs "$out/outputs"
+echo "== ringlab simulate: the built-in teaching scenario (causal ring attention, 8 devices, zigzag)"
+"$ringlab" simulate --trace build/quickstart-trace.json --force

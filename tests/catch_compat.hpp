@@ -6,6 +6,7 @@
 #include <catch2/catch_approx.hpp>
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
+using Catch::Approx;  // Catch2 2 has it in the global namespace
 #define RINGLAB_SKIP(message) SKIP(message)
 #else
 #include <catch2/catch.hpp>

@@ -2,16 +2,22 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "ringlab/sim/output.hpp"
 
 namespace ringlab::sim {
 
 std::string format_bytes(std::int64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double value = static_cast<double>(bytes);
+  if (bytes == std::numeric_limits<std::int64_t>::max()) return "> 8 EiB";
+  return format_bytes(static_cast<double>(bytes));
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB"};
+  double value = bytes;
   int unit = 0;
-  while (std::abs(value) >= 1024 && unit < 6) value /= 1024, ++unit;
+  while (std::abs(value) >= 1024 && unit < 7) value /= 1024, ++unit;
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.2f} {}", value, units[unit]);
 }
 

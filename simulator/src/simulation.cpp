@@ -878,15 +878,31 @@ Report Simulation::report() const {
   return report;
 }
 
-std::int64_t flash_dense_peak_bytes(const AttentionConfig& c, std::int64_t e) {
-  return c.batch * c.seq * c.heads * c.head_dim * e            // Q
-         + 2 * c.batch * c.kv_seq * c.kv_heads * c.head_dim * e  // K, V
-         + c.batch * c.seq * c.heads * c.head_dim * e            // O
-         + c.batch * c.heads * c.seq * kFp32;                     // LSE
+namespace {
+// Beyond 2^63 bytes (dense scores at N = 2^30) the value saturates; format_bytes shows it as "> 8 EiB".
+std::int64_t saturate(long double bytes) {
+  return bytes >= static_cast<long double>(std::numeric_limits<std::int64_t>::max())
+             ? std::numeric_limits<std::int64_t>::max()
+             : static_cast<std::int64_t>(bytes);
 }
+long double flash_bytes(const AttentionConfig& c, std::int64_t e) {
+  const long double B = c.batch, N = c.seq, M = c.kv_seq, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
+  return B * N * H * D * e          // Q
+         + 2 * B * M * Hkv * D * e  // K, V
+         + B * N * H * D * e        // O
+         + B * H * N * kFp32;       // LSE
+}
+}  // namespace
+
+std::int64_t flash_dense_peak_bytes(const AttentionConfig& c, std::int64_t e) { return saturate(flash_bytes(c, e)); }
 
 std::int64_t naive_dense_peak_bytes(const AttentionConfig& c, std::int64_t e) {
-  return flash_dense_peak_bytes(c, e) + c.batch * c.heads * c.seq * c.kv_seq * e;  // + the scores S
+  const long double scores = static_cast<long double>(c.batch) * c.heads * c.seq * c.kv_seq * e;  // S
+  return saturate(flash_bytes(c, e) + scores);
+}
+
+double naive_dense_peak_bytes_real(const AttentionConfig& c, std::int64_t e) {
+  return static_cast<double>(flash_bytes(c, e) + static_cast<long double>(c.batch) * c.heads * c.seq * c.kv_seq * e);
 }
 
 std::string to_string(Mode v) { return v == Mode::compute ? "compute" : "analytic"; }

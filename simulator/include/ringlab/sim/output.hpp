@@ -22,8 +22,9 @@ nlohmann::json report_json(const Report& report);
 // its receive, C counters for memory, M metadata names. Open it in https://ui.perfetto.dev or chrome://tracing.
 nlohmann::json chrome_trace(const Simulation& simulation);
 
-// 1536 → "1.50 KiB".
+// 1536 → "1.50 KiB"; 2^63 − 1 (a saturated count) → "> 8 EiB".
 std::string format_bytes(std::int64_t bytes);
+std::string format_bytes(double bytes);
 
 // Writes text to path through a temporary file; refuses to overwrite an existing file unless `force`.
 void write_text_file(const std::filesystem::path& path, const std::string& text, bool force, const std::string& flag);

@@ -149,5 +149,7 @@ class Simulation {
 // Closed-form peak bytes of one device under a scheme (docs/simulator.md §Memory); the ledger must agree.
 std::int64_t naive_dense_peak_bytes(const AttentionConfig& config, std::int64_t bytes_per_element);
 std::int64_t flash_dense_peak_bytes(const AttentionConfig& config, std::int64_t bytes_per_element);
+// Saturate at 2^63 − 1 (N = 2^30 dense scores exceed it); the _real variant gives the value as a double.
+double naive_dense_peak_bytes_real(const AttentionConfig& config, std::int64_t bytes_per_element);
 
 }  // namespace ringlab::sim
