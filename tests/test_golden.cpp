@@ -13,6 +13,7 @@
 #include <string>
 
 #include "catch_compat.hpp"
+#include "temp_dir.hpp"
 #include "helpers.hpp"
 #include "ringlab/errors.hpp"
 #include "ringlab/golden.hpp"
@@ -24,23 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("ringlab_test_golden_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using ringlab::testing::TempDir;
 
 // The message of the ringlab::InputError `action` throws; "<no error>" or "<other: ...>" otherwise.
 template <class Action>

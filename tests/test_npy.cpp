@@ -1,4 +1,5 @@
 #include "catch_compat.hpp"
+#include "temp_dir.hpp"
 
 // Tests for ringlab::npy: round trips, numpy-identical header bytes, hand-built files of every supported
 // kind, and one rejection test per failure mode (each checks the message names the file and the problem).
@@ -25,23 +26,7 @@ using namespace std::string_literals;
 
 namespace {
 
-// A fresh directory under the system temp directory, removed with its contents at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device random;
-    path = fs::temp_directory_path() /
-           ("ringlab_test_npy_" + std::to_string(random()) + "_" + std::to_string(random()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using ringlab::testing::TempDir;
 
 std::string read_bytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,10 +1,10 @@
 #include "ringlab/attention.hpp"
 
-#include <Eigen/Dense>
 #include <cmath>
 #include <limits>
 #include <sstream>
 
+#include "eigen_views.hpp"
 #include "ringlab/dilation.hpp"
 #include "ringlab/errors.hpp"
 #include "ringlab/schedule.hpp"
@@ -13,24 +13,8 @@ namespace ringlab {
 namespace {
 
 using i64 = std::int64_t;
-
-template <class T>
-using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using ConstMap = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using MutableMap = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
-
-template <class T>
-ConstMap<T> as_matrix(MatrixView<const T> view) {
-  return ConstMap<T>(view.data, view.rows, view.cols, Eigen::OuterStride<>(view.row_stride));
-}
-template <class T>
-MutableMap<T> as_matrix(MatrixView<T> view) {
-  return MutableMap<T>(view.data, view.rows, view.cols, Eigen::OuterStride<>(view.row_stride));
-}
+using detail::as_matrix;
+using detail::Matrix;
 
 std::string shape_text(const std::vector<i64>& shape) {
   std::ostringstream text;

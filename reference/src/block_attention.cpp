@@ -1,33 +1,19 @@
 #include "ringlab/block_attention.hpp"
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "eigen_views.hpp"
+
 namespace ringlab {
 namespace {
 
 using i64 = std::int64_t;
-
-template <class T>
-using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using Vector = Eigen::Array<T, Eigen::Dynamic, 1>;
-template <class T>
-using ConstMap = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using MutableMap = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
-
-template <class T>
-ConstMap<T> rows_of(MatrixView<const T> view, i64 first_row, i64 row_count) {
-  return ConstMap<T>(view.row(first_row), row_count, view.cols, Eigen::OuterStride<>(view.row_stride));
-}
-template <class T>
-MutableMap<T> rows_of(MatrixView<T> view, i64 first_row, i64 row_count) {
-  return MutableMap<T>(view.row(first_row), row_count, view.cols, Eigen::OuterStride<>(view.row_stride));
-}
+using detail::Matrix;
+using detail::rows_of;
+using detail::Vector;
 
 // Position range [min, max] of each tile of `positions`, so a tile pair can be classified in O(1).
 struct TileRange {

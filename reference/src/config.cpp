@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "ringlab/choices.hpp"
 #include "ringlab/errors.hpp"
 
 namespace ringlab {
@@ -32,16 +33,6 @@ std::int64_t parse_int(const std::string& text, const std::string& parameter) {
   if (used == 0 || used != text.size())
     throw ConfigError(parameter, "'" + text + "'", "expected an integer");
   return value;
-}
-
-template <class Enum, std::size_t Count>
-Enum parse_enum(const std::string& text, const std::string& parameter, const Enum (&values)[Count]) {
-  std::string valid;
-  for (Enum value : values) {
-    if (to_string(value) == text) return value;
-    valid += (valid.empty() ? "" : ", ") + to_string(value);
-  }
-  throw ConfigError(parameter, "'" + text + "'", "valid values are " + valid);
 }
 
 }  // namespace
@@ -162,23 +153,23 @@ std::string to_string(Algorithm v) {
 
 Layout parse_layout(const std::string& text, const std::string& parameter) {
   static constexpr Layout values[] = {Layout::contiguous, Layout::zigzag, Layout::striped};
-  return parse_enum(text, parameter, values);
+  return parse_choice(text, parameter, values);
 }
 OffsetRule parse_offset_rule(const std::string& text, const std::string& parameter) {
   static constexpr OffsetRule values[] = {OffsetRule::paper, OffsetRule::torchscale, OffsetRule::group};
-  return parse_enum(text, parameter, values);
+  return parse_choice(text, parameter, values);
 }
 Combine parse_combine(const std::string& text, const std::string& parameter) {
   static constexpr Combine values[] = {Combine::lse, Combine::group_mean, Combine::group_sum};
-  return parse_enum(text, parameter, values);
+  return parse_choice(text, parameter, values);
 }
 SegmentMode parse_segment_mode(const std::string& text, const std::string& parameter) {
   static constexpr SegmentMode values[] = {SegmentMode::error, SegmentMode::ragged};
-  return parse_enum(text, parameter, values);
+  return parse_choice(text, parameter, values);
 }
 Algorithm parse_algorithm(const std::string& text, const std::string& parameter) {
   static constexpr Algorithm values[] = {Algorithm::dense, Algorithm::blockwise, Algorithm::ring};
-  return parse_enum(text, parameter, values);
+  return parse_choice(text, parameter, values);
 }
 
 std::vector<DilationPattern> parse_dilation(const std::string& text, const std::string& parameter) {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "ringlab/attention.hpp"
+#include "ringlab/choices.hpp"
 #include "ringlab/dilation.hpp"
 #include "ringlab/random.hpp"
 
@@ -933,18 +934,6 @@ std::string to_string(FaultKind v) {
   }
   return "?";
 }
-
-namespace {
-template <class Enum, std::size_t Count>
-Enum parse_choice(const std::string& text, const std::string& parameter, const Enum (&values)[Count]) {
-  std::string valid;
-  for (Enum value : values) {
-    if (to_string(value) == text) return value;
-    valid += (valid.empty() ? "" : ", ") + to_string(value);
-  }
-  throw ConfigError(parameter, "'" + text + "'", "valid values are " + valid);
-}
-}  // namespace
 
 Mode parse_mode(const std::string& text) {
   static constexpr Mode values[] = {Mode::compute, Mode::analytic};
