@@ -1,10 +1,42 @@
 // GPU tests: run for real on the GPU machines, skip with a message where there is no device (CI).
+//
+// gpu::block_attention_forward/backward are compared with the fp64 reference on fresh random inputs
+// (ringlab's N(0,1) generator, a new seed per case), over awkward sizes (N = 97, 1025, 4099), D = 64 and
+// 128, GQA/MQA, every mask (none, causal, window, causal + window, bottom-right causal, rows that see no
+// key), LongNet dilation (strided r | w and the per-element fallback, one and two patterns) and the
+// zigzag/striped position runs of ring steps. Outputs are poisoned (NaN) before each run; the fp32
+// gradient accumulators start at random values that are subtracted afterwards (they accumulate, +=).
+//
+// Inputs are rounded to the dtype first and the fp64 reference is computed on the rounded inputs, so the
+// errors measure the kernels' arithmetic only. Tolerances on the scaled error (docs/semantics.md §11):
+//   fp32       1e-5 for every tensor (the teaching kernels)
+//   bf16/fp16  O, dQ, dK, dV: 2 × the error of a naive same-precision baseline against the same fp64
+//              reference, computed on the CPU: for whole-sequence cases the reference's dense path in
+//              float with P and dS rounded to the dtype (AttentionOptions::round_intermediates), for
+//              ring-step cases naive_block below (the same formulas on explicit positions); our dQ, dK,
+//              dV (fp32 accumulators) are rounded to the dtype as gpu::convert would. LSE is an fp32
+//              output in both: max(2 × baseline, 1e-5).
+// Every case prints one line (errors and tolerances), so a run on the GPU machine shows the margins.
+#include <Eigen/Dense>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <optional>
 #include <random>
+#include <sstream>
 
 #include "catch_compat.hpp"
+#include "helpers.hpp"
 #include "ringlab/block_attention.hpp"
+#include "ringlab/dilation.hpp"
+#include "ringlab/errors.hpp"
+#include "ringlab/gpu/block_attention.hpp"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
+#include "ringlab/gpu/memory.hpp"
+#include "ringlab/positions.hpp"
 
 using namespace ringlab;
 
@@ -35,4 +67,496 @@ TEST_CASE("gpu::lse_merge equals reference::lse_merge", "[gpu]") {
     else
       CHECK(std::abs(got_lse[i] - expected_lse[i]) < 1e-5);
   }
+}
+
+namespace {
+
+using gpu::DType;
+using i64 = std::int64_t;
+
+// ---- host ↔ device --------------------------------------------------------------------------------------
+
+// x rounded to the dtype (round to nearest even), kept in double.
+Tensor<double> rounded(const Tensor<double>& tensor, DType dtype) {
+  Tensor<double> result = tensor;
+  for (double& x : result.data) x = gpu::round_to(dtype, static_cast<float>(x));
+  return result;
+}
+
+struct DeviceArray {
+  gpu::DeviceBuffer buffer;
+  gpu::DeviceTensor tensor;
+};
+
+// A [B, rows, heads, D] tensor on the device in `dtype` (values already representable, or rounded here).
+DeviceArray to_device(const Tensor<double>& host, DType dtype) {
+  std::vector<float> values(host.data.begin(), host.data.end());
+  std::vector<unsigned char> bytes(values.size() * gpu::size_of(dtype));
+  gpu::encode(dtype, values, bytes.data());
+  DeviceArray array{gpu::DeviceBuffer(bytes.size()), {}};
+  array.buffer.upload(bytes.data(), bytes.size());
+  array.tensor = {array.buffer.data(), dtype, host.shape[0], host.shape[1], host.shape[2], host.shape[3]};
+  return array;
+}
+
+// An uninitialised device tensor filled with 0xFF bytes: NaN in fp32, fp16 and bf16.
+DeviceArray poisoned(std::vector<i64> shape, DType dtype) {
+  const i64 count = shape[0] * shape[1] * shape[2] * shape[3];
+  DeviceArray array{gpu::DeviceBuffer(static_cast<std::size_t>(count) * gpu::size_of(dtype)), {}};
+  array.buffer.fill(0xFF);
+  array.tensor = {array.buffer.data(), dtype, shape[0], shape[1], shape[2], shape[3]};
+  return array;
+}
+
+Tensor<double> to_host(const gpu::DeviceBuffer& buffer, DType dtype, std::vector<i64> shape) {
+  Tensor<double> host(std::move(shape));
+  std::vector<unsigned char> bytes(host.data.size() * gpu::size_of(dtype));
+  buffer.download(bytes.data(), bytes.size());
+  std::vector<float> values(host.data.size());
+  gpu::decode(dtype, bytes.data(), values);
+  host.data.assign(values.begin(), values.end());
+  return host;
+}
+
+// ---- one problem, its GPU result and its expected values ------------------------------------------------
+
+struct Outputs {
+  Tensor<double> out, lse, dq, dk, dv;
+};
+
+// A block pair: Q [B, n, H, D] at q_positions, K, V [B, m, Hkv, D] at k_positions, inputs already rounded
+// to the dtype. `patterns` are the masks of a dilated config (⊕-merged in forward, summed in backward) or
+// one mask; each gives every head its DilationSelect.
+struct Problem {
+  std::string name;
+  Tensor<double> q, k, v, dout;
+  PositionSet q_positions, k_positions;
+  std::vector<gpu::HeadMasks> patterns;
+  double scale = 1.0;
+};
+
+Outputs run_on_gpu(const Problem& problem, DType dtype, std::uint64_t seed) {
+  const auto& q_shape = problem.q.shape;
+  const auto& k_shape = problem.k.shape;
+  const std::vector<i64> lse_shape{q_shape[0], q_shape[2], q_shape[1]};
+  const i64 lse_count = lse_shape[0] * lse_shape[1] * lse_shape[2];
+  DeviceArray q = to_device(problem.q, dtype), k = to_device(problem.k, dtype), v = to_device(problem.v, dtype);
+  DeviceArray dout = to_device(problem.dout, dtype);
+  DeviceArray out = poisoned(q_shape, dtype), partial = poisoned(q_shape, dtype);
+  gpu::DeviceBuffer lse(lse_count * sizeof(float)), partial_lse(lse_count * sizeof(float)), delta(lse_count * sizeof(float));
+  for (auto* buffer : {&lse, &partial_lse, &delta}) buffer->fill(0xFF);
+  const auto scale = static_cast<float>(problem.scale);
+
+  for (std::size_t p = 0; p < problem.patterns.size(); ++p) {
+    const bool first = p == 0;
+    gpu::block_attention_forward(q.tensor, problem.q_positions, k.tensor, v.tensor, problem.k_positions,
+                                 problem.patterns[p], scale, first ? out.tensor : partial.tensor,
+                                 (first ? lse : partial_lse).as<float>());
+    if (!first) gpu::lse_merge(out.tensor, lse.as<float>(), partial.tensor, partial_lse.as<float>());
+  }
+  gpu::output_gradient_dot(dout.tensor, out.tensor, delta.as<float>());
+
+  // The fp32 accumulators start at random values (they are +=), subtracted after the run.
+  std::mt19937_64 random(seed);
+  std::normal_distribution<double> normal;
+  auto start_values = [&](const std::vector<i64>& shape) {
+    Tensor<double> values(shape);
+    for (double& x : values.data) x = static_cast<float>(normal(random));
+    return values;
+  };
+  const Tensor<double> dq0 = start_values(q_shape), dk0 = start_values(k_shape), dv0 = start_values(k_shape);
+  DeviceArray dq = to_device(dq0, DType::f32), dk = to_device(dk0, DType::f32), dv = to_device(dv0, DType::f32);
+  for (const gpu::HeadMasks& mask : problem.patterns)
+    gpu::block_attention_backward(q.tensor, problem.q_positions, k.tensor, v.tensor, problem.k_positions, mask, scale,
+                                  dout.tensor, lse.as<float>(), delta.as<float>(), dq.tensor, dk.tensor, dv.tensor);
+  gpu::synchronize();
+
+  Outputs result;
+  result.out = to_host(out.buffer, dtype, q_shape);
+  result.lse = to_host(lse, DType::f32, {lse_shape[0], lse_shape[1], lse_shape[2], 1});
+  result.lse.shape = lse_shape;
+  auto gradient = [&](const DeviceArray& array, const Tensor<double>& start) {
+    Tensor<double> g = to_host(array.buffer, DType::f32, start.shape);
+    for (std::size_t i = 0; i < g.data.size(); ++i)
+      g.data[i] = static_cast<float>(static_cast<float>(g.data[i]) - static_cast<float>(start.data[i]));
+    return rounded(g, dtype);  // what gpu::convert to the input dtype would give
+  };
+  result.dq = gradient(dq, dq0);
+  result.dk = gradient(dk, dk0);
+  result.dv = gradient(dv, dv0);
+  return result;
+}
+
+// Expected values of a problem: the fp64 reference and, for fp16/bf16, the naive baseline's outputs.
+struct Expected {
+  Outputs reference;
+  std::optional<Outputs> baseline;
+};
+
+float round_bf16(float x) { return gpu::round_to(DType::bf16, x); }
+float round_f16(float x) { return gpu::round_to(DType::f16, x); }
+
+// Whole-sequence problems: a validated AttentionConfig (contiguous positions from q_start), computed by
+// ringlab::attention_forward/backward.
+Expected expected_for_config(const AttentionConfig& config, const Problem& problem, DType dtype) {
+  Expected expected;
+  const AttentionOptions<double> exact{Algorithm::blockwise, {}, nullptr};
+  auto forward = attention_forward<double>(config, problem.q, problem.k, problem.v, exact);
+  auto gradients =
+      attention_backward<double>(config, problem.q, problem.k, problem.v, forward.out, forward.lse, problem.dout, exact);
+  expected.reference = {forward.out, forward.lse, gradients.dq, gradients.dk, gradients.dv};
+  if (dtype != DType::f32) {
+    AttentionOptions<float> naive{Algorithm::dense, {}, dtype == DType::bf16 ? round_bf16 : round_f16};
+    const auto q = tensor_cast<float>(problem.q), k = tensor_cast<float>(problem.k), v = tensor_cast<float>(problem.v);
+    const auto dout = tensor_cast<float>(problem.dout);
+    auto base = attention_forward<float>(config, q, k, v, naive);
+    for (float& x : base.out.data) x = gpu::round_to(dtype, x);
+    auto base_gradients = attention_backward<float>(config, q, k, v, base.out, base.lse, dout, naive);
+    expected.baseline = Outputs{rounded(tensor_cast<double>(base.out), dtype), tensor_cast<double>(base.lse),
+                                rounded(tensor_cast<double>(base_gradients.dq), dtype),
+                                rounded(tensor_cast<double>(base_gradients.dk), dtype),
+                                rounded(tensor_cast<double>(base_gradients.dv), dtype)};
+  }
+  return expected;
+}
+
+// The naive same-precision baseline of docs/semantics.md §11 for one block pair with explicit positions and
+// one mask: dense per head, fp32 arithmetic on rounded inputs, P and dS rounded before their products,
+// outputs rounded; LSE fp32.
+Outputs naive_block(const Problem& problem, const MaskPredicate& mask, DType dtype) {
+  using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const i64 batch = problem.q.shape[0], n = problem.q.shape[1], heads = problem.q.shape[2], d = problem.q.shape[3];
+  const i64 m = problem.k.shape[1], kv_heads = problem.k.shape[2];
+  const auto q_positions = problem.q_positions.expand(), k_positions = problem.k_positions.expand();
+  const auto scale = static_cast<float>(problem.scale);
+  auto round = [dtype](float x) { return gpu::round_to(dtype, x); };
+  Outputs result{Tensor<double>(problem.q.shape), Tensor<double>({batch, heads, n}), Tensor<double>(problem.q.shape),
+                 Tensor<double>(problem.k.shape), Tensor<double>(problem.k.shape)};
+  auto load = [](const Tensor<double>& t, i64 b, i64 h) {
+    const auto view = t.head(b, h);
+    Matrix matrix(view.rows, view.cols);
+    for (i64 i = 0; i < view.rows; ++i)
+      for (i64 x = 0; x < view.cols; ++x) matrix(i, x) = static_cast<float>(view.row(i)[x]);
+    return matrix;
+  };
+  auto add_into = [](Tensor<double>& t, i64 b, i64 h, const Matrix& matrix) {
+    auto view = t.head(b, h);
+    for (i64 i = 0; i < view.rows; ++i)
+      for (i64 x = 0; x < view.cols; ++x) view.row(i)[x] += matrix(i, x);
+  };
+  for (i64 b = 0; b < batch; ++b)
+    for (i64 h = 0; h < heads; ++h) {
+      const i64 h_kv = h * kv_heads / heads;
+      const Matrix q = load(problem.q, b, h), k = load(problem.k, b, h_kv), v = load(problem.v, b, h_kv);
+      const Matrix dout = load(problem.dout, b, h);
+      Matrix s = scale * (q * k.transpose());
+      for (i64 i = 0; i < n; ++i)
+        for (i64 j = 0; j < m; ++j)
+          if (!mask.allows(q_positions[i], k_positions[j])) s(i, j) = -INFINITY;
+      Matrix p = Matrix::Zero(n, m);
+      std::vector<float> lse(n);
+      for (i64 i = 0; i < n; ++i) {
+        const float row_max = m > 0 ? s.row(i).maxCoeff() : -INFINITY;
+        lse[i] = -INFINITY;
+        if (row_max == -INFINITY) continue;
+        float sum = 0;
+        for (i64 j = 0; j < m; ++j) sum += p(i, j) = s(i, j) == -INFINITY ? 0.0f : std::exp(s(i, j) - row_max);
+        p.row(i) /= sum;
+        lse[i] = row_max + std::log(sum);
+      }
+      p = p.unaryExpr(round);
+      const Matrix out = (p * v).unaryExpr(round);
+      Matrix delta = (dout.array() * out.array()).rowwise().sum().matrix();
+      Matrix p_saved = Matrix::Zero(n, m);  // P = exp(S − LSE), rounded
+      for (i64 i = 0; i < n; ++i)
+        for (i64 j = 0; j < m; ++j)
+          if (lse[i] != -INFINITY && s(i, j) != -INFINITY) p_saved(i, j) = round(std::exp(s(i, j) - lse[i]));
+      Matrix ds = dout * v.transpose();  // dP, then dS
+      for (i64 i = 0; i < n; ++i) ds.row(i) = (p_saved.row(i).array() * (ds.row(i).array() - delta(i, 0))).matrix();
+      ds = ds.unaryExpr(round);
+      add_into(result.out, b, h, out);
+      for (i64 i = 0; i < n; ++i) result.lse.row(b, h)[i] = lse[i];
+      add_into(result.dq, b, h, scale * (ds * k));
+      add_into(result.dk, b, h_kv, scale * (ds.transpose() * q));
+      add_into(result.dv, b, h_kv, p_saved.transpose() * dout);
+    }
+  for (auto* t : {&result.dq, &result.dk, &result.dv}) *t = rounded(*t, dtype);
+  return result;
+}
+
+// Ring-step problems: explicit positions, one mask, the reference block functions per head.
+Expected expected_for_block(const Problem& problem, const MaskPredicate& mask, DType dtype) {
+  const i64 batch = problem.q.shape[0], n = problem.q.shape[1], heads = problem.q.shape[2];
+  const i64 kv_heads = problem.k.shape[2];
+  const auto q_positions = problem.q_positions.expand(), k_positions = problem.k_positions.expand();
+  Outputs reference{Tensor<double>(problem.q.shape), Tensor<double>({batch, heads, n}), Tensor<double>(problem.q.shape),
+                    Tensor<double>(problem.k.shape), Tensor<double>(problem.k.shape)};
+  for (i64 b = 0; b < batch; ++b)
+    for (i64 h = 0; h < heads; ++h) {
+      const i64 h_kv = h * kv_heads / heads;
+      block_attention_forward<double>(problem.q.head(b, h), q_positions, problem.k.head(b, h_kv),
+                                      problem.v.head(b, h_kv), k_positions, mask, problem.scale,
+                                      reference.out.head(b, h), reference.lse.row(b, h));
+      std::vector<double> delta(static_cast<std::size_t>(n));
+      for (i64 i = 0; i < n; ++i)
+        for (i64 x = 0; x < problem.q.shape[3]; ++x)
+          delta[i] += problem.dout.head(b, h).row(i)[x] * reference.out.head(b, h).row(i)[x];
+      block_attention_backward<double>(problem.q.head(b, h), q_positions, problem.k.head(b, h_kv),
+                                       problem.v.head(b, h_kv), k_positions, mask, problem.scale,
+                                       problem.dout.head(b, h), reference.lse.row(b, h), delta,
+                                       reference.dq.head(b, h), reference.dk.head(b, h_kv), reference.dv.head(b, h_kv));
+    }
+  Expected expected{reference, std::nullopt};
+  if (dtype != DType::f32) expected.baseline = naive_block(problem, mask, dtype);
+  return expected;
+}
+
+// ---- the cases ------------------------------------------------------------------------------------------
+
+struct Case {
+  std::string name;
+  Problem problem;
+  std::function<Expected(const Problem&, DType)> expected;
+};
+
+Problem random_problem(const std::string& name, const AttentionConfig& config, std::uint64_t seed, DType dtype) {
+  auto inputs = testing::random_inputs(config, seed);
+  return {name, rounded(inputs.q, dtype), rounded(inputs.k, dtype), rounded(inputs.v, dtype),
+          rounded(inputs.dout, dtype), {}, {}, {}, config.tau()};
+}
+
+// A whole-sequence case: contiguous positions [q_start, q_start + N) and [0, M); the GPU runs each dilation
+// pattern of plan_heads (offsets per head) and ⊕-merges them, as attention_forward does.
+Case config_case(const std::string& name, AttentionConfig config, std::uint64_t seed, DType dtype) {
+  config.validate();
+  Case c{name, random_problem(name, config, seed, dtype), {}};
+  c.problem.q_positions = contiguous_positions(config.q_start, config.q_start + config.seq);
+  c.problem.k_positions = contiguous_positions(0, config.kv_seq);
+  const auto plans = plan_heads(config);
+  for (std::size_t p = 0; p < plans[0].masks.size(); ++p) {
+    gpu::HeadMasks mask;
+    mask.band = plans[0].masks[p].band;
+    if (config.dilated())
+      for (const HeadPlan& plan : plans) mask.dilation.push_back(*plan.masks[p].dilation);
+    c.problem.patterns.push_back(mask);
+  }
+  c.expected = [config](const Problem& problem, DType type) { return expected_for_config(config, problem, type); };
+  return c;
+}
+
+// A ring step: the queries device `q_device` owns against the keys device `k_device` owns under `layout`.
+// Inputs are gathered here (test data); the kernels address the position runs directly.
+Case ring_step_case(const std::string& name, AttentionConfig config, Layout layout, int ring, int q_device,
+                    int k_device, std::uint64_t seed, DType dtype) {
+  const PositionSet q_positions = layout_positions(layout, config.seq, ring, q_device);
+  const PositionSet k_positions = layout_positions(layout, config.seq, ring, k_device);
+  const Problem whole = random_problem(name, config, seed, dtype);
+  auto gather = [](const Tensor<double>& t, const PositionSet& positions) {
+    const auto rows = positions.expand();
+    Tensor<double> block({t.shape[0], static_cast<i64>(rows.size()), t.shape[2], t.shape[3]});
+    const i64 row_size = t.shape[2] * t.shape[3];
+    for (i64 b = 0; b < t.shape[0]; ++b)
+      for (std::size_t r = 0; r < rows.size(); ++r)
+        std::copy_n(t.data.begin() + (b * t.shape[1] + rows[r]) * row_size, row_size,
+                    block.data.begin() + (b * block.shape[1] + static_cast<i64>(r)) * row_size);
+    return block;
+  };
+  Problem problem{name,        gather(whole.q, q_positions), gather(whole.k, k_positions), gather(whole.v, k_positions),
+                  gather(whole.dout, q_positions), q_positions, k_positions, {}, config.tau()};
+  const MaskPredicate mask{BandMask::from(config), std::nullopt};
+  problem.patterns.push_back(gpu::HeadMasks(mask));
+  return {name, problem, [mask](const Problem& p, DType type) { return expected_for_block(p, mask, type); }};
+}
+
+AttentionConfig shape(i64 n, i64 heads, i64 kv_heads, i64 head_dim) {
+  AttentionConfig config;
+  config.seq = config.kv_seq = n;
+  config.heads = heads;
+  config.kv_heads = kv_heads;
+  config.head_dim = head_dim;
+  return config;
+}
+
+struct Measured {
+  std::string line;
+  bool passed = true;
+};
+
+// Compares one run; returns the printed line and whether every tensor is within its tolerance.
+Measured compare(const std::string& name, DType dtype, const Outputs& got, const Expected& expected) {
+  const char* tensors[] = {"O", "LSE", "dQ", "dK", "dV"};
+  const Tensor<double>* got_of[] = {&got.out, &got.lse, &got.dq, &got.dk, &got.dv};
+  const Tensor<double>* ref_of[] = {&expected.reference.out, &expected.reference.lse, &expected.reference.dq,
+                                    &expected.reference.dk, &expected.reference.dv};
+  Measured measured;
+  std::ostringstream line;
+  line << name << " [" << gpu::to_string(dtype) << "]";
+  for (int t = 0; t < 5; ++t) {
+    const double error = testing::scaled_error(*got_of[t], *ref_of[t]);
+    double tolerance = 1e-5;
+    if (expected.baseline) {
+      const Tensor<double>* base_of[] = {&expected.baseline->out, &expected.baseline->lse, &expected.baseline->dq,
+                                         &expected.baseline->dk, &expected.baseline->dv};
+      tolerance = 2.0 * testing::scaled_error(*base_of[t], *ref_of[t]);
+      if (t == 1) tolerance = std::max(tolerance, 1e-5);
+    }
+    const bool ok = error <= tolerance;  // NaN and ±∞ mismatches give +∞ and fail
+    measured.passed = measured.passed && ok;
+    char text[96];
+    std::snprintf(text, sizeof text, "  %s %.2e/%.2e%s", tensors[t], error, tolerance, ok ? "" : " FAIL");
+    line << text;
+  }
+  measured.line = line.str();
+  return measured;
+}
+
+// Runs every case in every dtype; the CPU expectations are computed in parallel while the GPU works.
+void run_cases(const std::vector<std::pair<std::function<Case(DType)>, std::vector<DType>>>& cases) {
+  struct Pending {
+    Case c;
+    DType dtype;
+    std::future<Expected> expected;
+  };
+  std::vector<Pending> pending;
+  for (const auto& [make, dtypes] : cases)
+    for (DType dtype : dtypes) {
+      Case c = make(dtype);
+      auto future = std::async(std::launch::async, [problem = c.problem, f = c.expected, dtype] { return f(problem, dtype); });
+      pending.push_back({std::move(c), dtype, std::move(future)});
+    }
+  std::uint64_t seed = 1000;
+  for (Pending& p : pending) {
+    const Outputs got = run_on_gpu(p.c.problem, p.dtype, ++seed);
+    const Measured measured = compare(p.c.name, p.dtype, got, p.expected.get());
+    std::cout << measured.line << std::endl;
+    INFO(measured.line);
+    CHECK(measured.passed);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("gpu::block_attention_* rejects what it does not support, naming what it does", "[gpu]") {
+  // Validation happens before any CUDA call, so this runs without a GPU too.
+  const gpu::ConstDeviceTensor q(nullptr, DType::bf16, 1, 8, 2, 96), k(nullptr, DType::bf16, 1, 8, 2, 96);
+  const gpu::DeviceTensor out{nullptr, DType::bf16, 1, 8, 2, 96};
+  const PositionSet positions = contiguous_positions(0, 8);
+  const MaskPredicate mask{};
+  auto call = [&](gpu::ConstDeviceTensor qq, gpu::ConstDeviceTensor kk, gpu::DeviceTensor oo, const PositionSet& qp) {
+    float* lse = nullptr;
+    gpu::block_attention_forward(qq, qp, kk, kk, positions, mask, 1.0f, oo, lse);
+  };
+  auto message_of = [&](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const ConfigError& error) {
+      return error.what();
+    }
+    return "";
+  };
+  const std::string head_dim = message_of([&] { call(q, k, out, positions); });
+  CHECK(head_dim.find("head_dim = 96 with bf16") != std::string::npos);
+  CHECK(head_dim.find("bf16 and fp16 with head_dim 64 or 128") != std::string::npos);
+  const gpu::ConstDeviceTensor q64(nullptr, DType::bf16, 1, 8, 3, 64), k64(nullptr, DType::bf16, 1, 8, 2, 64);
+  const gpu::DeviceTensor out64{nullptr, DType::bf16, 1, 8, 3, 64};
+  CHECK(message_of([&] { call(q64, k64, out64, positions); }).find("H a multiple of Hkv") != std::string::npos);
+  PositionSet three_runs;
+  three_runs.runs = {{0, 1, 2}, {4, 1, 3}, {9, 1, 3}};
+  const gpu::ConstDeviceTensor q2(nullptr, DType::bf16, 1, 8, 2, 64);
+  const gpu::DeviceTensor out2{nullptr, DType::bf16, 1, 8, 2, 64};
+  CHECK(message_of([&] { call(q2, q2, out2, three_runs); }).find("at most two runs") != std::string::npos);
+}
+
+TEST_CASE("gpu block attention equals the fp64 reference: masks, GQA, awkward sizes", "[gpu]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  std::cout << "device: " << gpu::describe_device() << "\n"
+            << "case [dtype]  tensor scaled-error/tolerance ...\n";
+  const std::vector<DType> all{DType::f32, DType::bf16, DType::f16}, low{DType::bf16, DType::f16};
+  const std::vector<DType> f32_bf16{DType::f32, DType::bf16};
+  std::vector<std::pair<std::function<Case(DType)>, std::vector<DType>>> cases;
+  auto add = [&](std::string name, AttentionConfig config, std::vector<DType> dtypes) {
+    cases.push_back({[name, config](DType dtype) { return config_case(name, config, 11, dtype); }, dtypes});
+  };
+  {
+    add("N=97 D=64 H=4 Hkv=2 none", shape(97, 4, 2, 64), all);
+    auto c = shape(97, 4, 2, 64);
+    c.batch = 3;
+    c.causal = true;
+    add("B=3 N=97 D=64 H=4 Hkv=2 causal", c, all);
+    c = shape(97, 4, 2, 64);
+    c.kv_seq = 130;
+    c.q_start = 33;  // bottom-right causal: q_start = M − N
+    c.causal = true;
+    add("N=97 M=130 q_start=33 D=64 causal", c, f32_bf16);
+    c = shape(97, 2, 2, 128);
+    c.window_left = 16;
+    c.window_right = 8;
+    add("N=97 D=128 window(16,8)", c, all);
+    c = shape(97, 4, 1, 64);
+    c.q_start = -40;  // queries at −40..56: the first 40 see no key (O = 0, LSE = −∞)
+    c.causal = true;
+    c.window_left = 20;
+    add("N=97 q_start=-40 D=64 MQA causal+window(20,-1)", c, f32_bf16);
+    c = shape(1025, 2, 1, 128);
+    c.causal = true;
+    add("N=1025 D=128 H=2 Hkv=1 causal", c, all);
+    c = shape(1025, 4, 4, 64);
+    c.window_left = c.window_right = 100;
+    add("N=1025 D=64 window(100,100)", c, low);
+    c = shape(4099, 2, 2, 128);
+    add("N=4099 D=128 none", c, f32_bf16);
+    c = shape(4099, 4, 1, 64);
+    c.causal = true;
+    add("N=4099 D=64 H=4 Hkv=1 causal", c, low);
+  }
+  run_cases(cases);
+}
+
+TEST_CASE("gpu block attention equals the fp64 reference: LongNet dilation", "[gpu]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  const std::vector<DType> f32_bf16{DType::f32, DType::bf16};
+  std::vector<std::pair<std::function<Case(DType)>, std::vector<DType>>> cases;
+  auto add = [&](std::string name, AttentionConfig config, std::vector<DType> dtypes) {
+    cases.push_back({[name, config](DType dtype) { return config_case(name, config, 23, dtype); }, dtypes});
+  };
+  auto c = shape(1025, 4, 2, 64);
+  c.dilation = {{256, 2}};  // strided addressing: offsets h mod 2, last segment ragged
+  c.segments = SegmentMode::ragged;
+  c.causal = true;
+  add("N=1025 D=64 GQA dilation 256:2 ragged causal (strided)", c, f32_bf16);
+  c = shape(1025, 3, 3, 64);
+  c.dilation = {{100, 3}};  // 3 does not divide 100: the per-element predicate
+  c.segments = SegmentMode::ragged;
+  add("N=1025 D=64 dilation 100:3 ragged (predicate)", c, f32_bf16);
+  c = shape(1024, 2, 2, 128);
+  c.dilation = {{128, 1}, {256, 2}};  // two patterns ⊕-merged on the GPU (gpu::lse_merge)
+  add("N=1024 D=128 dilation 128:1,256:2 lse", c, f32_bf16);
+  c = shape(2048, 2, 2, 128);
+  c.dilation = {{512, 4}};
+  c.causal = true;
+  add("N=2048 D=128 dilation 512:4 causal (strided, full tiles)", c, {DType::bf16});
+  run_cases(cases);
+}
+
+TEST_CASE("gpu block attention on ring-step position runs (zigzag, striped)", "[gpu]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  const std::vector<DType> f32_bf16{DType::f32, DType::bf16};
+  std::vector<std::pair<std::function<Case(DType)>, std::vector<DType>>> cases;
+  auto add = [&](std::string name, AttentionConfig config, Layout layout, int ring, int q_device, int k_device) {
+    cases.push_back({[=](DType dtype) {
+                       return ring_step_case(name, config, layout, ring, q_device, k_device, 37, dtype);
+                     },
+                     f32_bf16});
+  };
+  auto c = shape(1025, 4, 2, 64);
+  c.causal = true;
+  add("N=1025 zigzag P=2 q0 k1 causal D=64 GQA", c, Layout::zigzag, 2, 0, 1);
+  add("N=1025 zigzag P=3 q1 k1 causal D=64 GQA", c, Layout::zigzag, 3, 1, 1);
+  c = shape(1025, 2, 2, 128);
+  c.causal = true;
+  add("N=1025 striped P=4 q3 k1 causal D=128", c, Layout::striped, 4, 3, 1);
+  c.causal = false;
+  c.window_left = c.window_right = 64;
+  add("N=1025 striped P=4 q0 k2 window(64,64) D=128", c, Layout::striped, 4, 0, 2);
+  run_cases(cases);
 }

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""ringlab's GPU attention kernels beside PyTorch SDPA (flash and cuDNN backends), on the same tensors.
+
+Loads libringlab_gpu_capi.so with ctypes, so ringlab's kernels and torch read the very same device
+memory: Q, K, V, dO are [B, N, H, D] bf16 (ringlab's BNHD layout); torch gets their transposed views
+[B, H, N, D] (both flash and cuDNN accept them). For every configuration it first checks correctness,
+then times with CUDA events (warm-up, median of --repeats):
+
+  check   ours and flash against an fp32 reference on --check-rows sampled query rows (forward), and ours
+          against flash on every output (forward and backward); ours must be within 2x flash's error
+          (+1e-4 absolute slack for bf16 ties) or the configuration is reported as FAILED and not timed.
+  forward FLOPs 4*N^2*D*H (half for causal);  backward 2.5x that.
+  ours    forward = one kernel; backward = delta = rowsum(dO*O), zeroing the fp32 dQ/dK/dV accumulators,
+          the kernel, and converting dQ, dK, dV to bf16 (what torch returns).
+  torch   forward = F.scaled_dot_product_attention; backward = torch.autograd.grad of it.
+
+Dilated: LongNet patterns 2048:1, 4096:2, 8192:4 at N = 32768 as the PyTorch dilated-attention packages
+define them (offset rule `group`: head group g runs pattern g with offset g mod r_g, outputs summed, i.e.
+ringlab's group_sum): ours is one launch with a per-head DilationSelect (strided addressing, no copies);
+the baseline gathers each group's selected rows into contiguous segments, calls SDPA (flash) per pattern
+and scatters the result back. FLOPs counted are the useful ones: sum over heads of 4*(N/r)*(w/r)*D.
+
+Usage: bench_attention.py --lib build/gpu/gpu/libringlab_gpu_capi.so [--quick] [--results bench/results]
+"""
+import argparse
+import ctypes
+import datetime
+import math
+import os
+import platform
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+UNBOUNDED = 1 << 61
+DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
+class Ringlab:
+    """ctypes binding of gpu/capi/ringlab_gpu_capi.cpp."""
+
+    def __init__(self, path):
+        self.lib = ctypes.CDLL(path)
+        ll, vp, i, d = ctypes.c_longlong, ctypes.c_void_p, ctypes.c_int, ctypes.c_double
+        err = [ctypes.c_char_p, i]
+        self.lib.ringlab_gpu_forward.argtypes = [i, vp, vp, vp, vp, vp] + [ll] * 9 + [i, vp, d, vp] + err
+        self.lib.ringlab_gpu_output_gradient_dot.argtypes = [i, vp, vp, vp] + [ll] * 4 + [vp] + err
+        self.lib.ringlab_gpu_backward.argtypes = [i] + [vp] * 9 + [ll] * 9 + [i, vp, d, vp] + err
+        self.lib.ringlab_gpu_convert.argtypes = [i, vp, i, vp] + [ll] * 4 + [vp] + err
+        self.error = ctypes.create_string_buffer(2048)
+
+    def _check(self, status, what):
+        if status != 0:
+            raise RuntimeError(f"ringlab {what}: {self.error.value.decode()}")
+
+    @staticmethod
+    def _stream():
+        return ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+    @staticmethod
+    def _dilation(dilation):
+        if not dilation:
+            return 0, None
+        flat = (ctypes.c_longlong * (3 * len(dilation)))(*[x for triple in dilation for x in triple])
+        return len(dilation), ctypes.cast(flat, ctypes.c_void_p)  # the cast keeps `flat` alive
+
+    def forward(self, q, k, v, out, lse, band, dilation=None, scale=None):
+        b, n, h, d = q.shape
+        m, hkv = k.shape[1], k.shape[2]
+        count, table = self._dilation(dilation)
+        scale = 1.0 / math.sqrt(d) if scale is None else scale
+        self._check(self.lib.ringlab_gpu_forward(
+            DTYPE_CODE[q.dtype], q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), lse.data_ptr(),
+            b, n, m, h, hkv, d, 0, band[0], band[1], count, table, scale, self._stream(), self.error, 2048), "forward")
+
+    def backward(self, q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band, dilation=None):
+        """delta, zeroed fp32 accumulators, the kernel, conversion to q's dtype: a full backward pass."""
+        b, n, h, d = q.shape
+        m, hkv = k.shape[1], k.shape[2]
+        code, stream = DTYPE_CODE[q.dtype], self._stream()
+        count, table = self._dilation(dilation)
+        self._check(self.lib.ringlab_gpu_output_gradient_dot(code, dout.data_ptr(), out.data_ptr(), delta.data_ptr(),
+                                                             b, n, h, d, stream, self.error, 2048), "delta")
+        for x in (dq, dk, dv):
+            x.zero_()
+        self._check(self.lib.ringlab_gpu_backward(
+            code, q.data_ptr(), k.data_ptr(), v.data_ptr(), dout.data_ptr(), lse.data_ptr(), delta.data_ptr(),
+            dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), b, n, m, h, hkv, d, 0, band[0], band[1], count, table,
+            1.0 / math.sqrt(d), stream, self.error, 2048), "backward")
+        for src, dst in ((dq, dq16), (dk, dk16), (dv, dv16)):
+            r = src.shape
+            self._check(self.lib.ringlab_gpu_convert(0, src.data_ptr(), code, dst.data_ptr(), r[0], r[1], r[2], r[3],
+                                                     stream, self.error, 2048), "convert")
+
+
+class environment:
+    """Sets environment variables for a with-block (the library reads its measuring hooks at each launch)."""
+
+    def __init__(self, **values):
+        self.values, self.saved = values, {}
+
+    def __enter__(self):
+        for key, value in self.values.items():
+            self.saved[key] = os.environ.get(key)
+            os.environ[key] = value
+
+    def __exit__(self, *exc):
+        for key, value in self.saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
+
+
+def time_ms(fn, repeats, warmup=5):
+    """Median of `repeats` CUDA-event timings after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def scaled_error(x, ref):
+    """max|x - ref| / max(max|ref|, 1), the metric of docs/semantics.md §11."""
+    ref = ref.float()
+    return ((x.float() - ref).abs().max() / max(ref.abs().max().item(), 1.0)).item()
+
+
+def sampled_reference(q, k, v, rows, causal):
+    """fp32 attention output of the sampled query rows: [B, len(rows), H, D]."""
+    d = q.shape[-1]
+    qs = q[:, rows].float().transpose(1, 2)                       # [B, H, r, D]
+    s = torch.matmul(qs, k.float().permute(0, 2, 3, 1)) / math.sqrt(d)  # [B, H, r, N]
+    if causal:
+        keys = torch.arange(k.shape[1], device=q.device)
+        s = s.masked_fill(keys[None, None, None, :] > rows[None, None, :, None], float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1), v.float().transpose(1, 2)).transpose(1, 2)
+
+
+def sdpa(q, k, v, causal, backend):
+    with sdpa_kernel(backend):
+        return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                              is_causal=causal).transpose(1, 2)
+
+
+def dense_config(lib, h, d, n, causal, args, rows_out):
+    """One (H, D, N, causal) row of the table: check, then time ours, flash, cuDNN; fwd and bwd."""
+    torch.manual_seed(n + h + d + int(causal))
+    b = 1
+    q, k, v, dout = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+    band = (-UNBOUNDED, 0 if causal else UNBOUNDED)
+    out = torch.empty_like(q)
+    lse = torch.empty(b, h, n, device="cuda", dtype=torch.float32)
+    delta = torch.empty_like(lse)
+    dq, dk, dv = (torch.empty(b, n, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
+    dq16, dk16, dv16 = (torch.empty_like(q) for _ in range(3))
+    fwd_flops = 4 * n * n * d * h * (0.5 if causal else 1.0)
+    name = f"H={h} D={d} N={n} {'causal' if causal else 'full'}"
+
+    # Correctness first.
+    out.fill_(float("nan"))
+    lib.forward(q, k, v, out, lse, band)
+    flash_out = sdpa(q, k, v, causal, SDPBackend.FLASH_ATTENTION)
+    rows = torch.randint(0, n, (args.check_rows,), device="cuda")
+    ref = sampled_reference(q, k, v, rows, causal)
+    err_ours, err_flash = scaled_error(out[:, rows], ref), scaled_error(flash_out[:, rows], ref)
+    lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band)
+    qg, kg, vg = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        o = F.scaled_dot_product_attention(qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2),
+                                           is_causal=causal).transpose(1, 2)
+        gq, gk, gv = torch.autograd.grad(o, (qg, kg, vg), dout)
+    diff_bwd = max(scaled_error(x, y) for x, y in ((dq16, gq), (dk16, gk), (dv16, gv)))
+    grad_scale = max(x.abs().max().item() for x in (gq, gk, gv))
+    ok = math.isfinite(err_ours) and err_ours <= 2 * err_flash + 1e-4 and math.isfinite(diff_bwd)
+    check = (f"{name}: fwd err vs fp32 (sampled rows) ours {err_ours:.2e} flash {err_flash:.2e}; "
+             f"bwd max|ours-flash|/max(|flash|,1) {diff_bwd:.2e} (max|grad| {grad_scale:.2f})")
+    print(("ok      " if ok else "FAILED  ") + check, flush=True)
+    if not ok:
+        rows_out.append((name, None, None, None, None, None, None, "FAILED: " + check))
+        return
+
+    t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band), args.repeats)
+    notes = []
+    if args.variants:  # the measured alternatives the library keeps behind RINGLAB_FORWARD_VARIANT
+        for variant in (("n64",) if d == 128 else ()):
+            with environment(RINGLAB_FORWARD_VARIANT=variant):
+                out.fill_(float("nan"))
+                lib.forward(q, k, v, out, lse, band)
+                err = scaled_error(out[:, rows], ref)
+                t = time_ms(lambda: lib.forward(q, k, v, out, lse, band), args.repeats)
+            notes.append(f"fwd {variant}: {fwd_flops / (t * 1e-3) / 1e12:.0f} (err {err:.1e})")
+        lib.forward(q, k, v, out, lse, band)  # the default's O and LSE again, for the backward
+    t_flash = time_ms(lambda: sdpa(q, k, v, causal, SDPBackend.FLASH_ATTENTION), args.repeats)
+    t_cudnn = time_ms(lambda: sdpa(q, k, v, causal, SDPBackend.CUDNN_ATTENTION), args.repeats)
+
+    run_backward = lambda: lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band)
+    t_ours_b = time_ms(run_backward, args.repeats)
+    t_torch_b = {}
+    for label, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+        with sdpa_kernel(backend):
+            o = F.scaled_dot_product_attention(qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2),
+                                               is_causal=causal)
+            t_torch_b[label] = time_ms(lambda: torch.autograd.grad(o, (qg, kg, vg), dout.transpose(1, 2),
+                                                                   retain_graph=True), args.repeats)
+    tf = lambda ms, flops: flops / (ms * 1e-3) / 1e12
+    rows_out.append((name, tf(t_ours, fwd_flops), tf(t_flash, fwd_flops), tf(t_cudnn, fwd_flops),
+                     tf(t_ours_b, 2.5 * fwd_flops), tf(t_torch_b["flash"], 2.5 * fwd_flops),
+                     tf(t_torch_b["cudnn"], 2.5 * fwd_flops),
+                     "; ".join(notes)))
+    print(f"        times ms: fwd ours {t_ours:.3f} flash {t_flash:.3f} cudnn {t_cudnn:.3f}; bwd ours {t_ours_b:.3f} "
+          f"flash {t_torch_b['flash']:.3f} cudnn {t_torch_b['cudnn']:.3f}" + ("; " + "; ".join(notes) if notes else ""),
+          flush=True)
+
+
+def head_groups(h, patterns):
+    """Offset rule `group` (docs/semantics.md §8.1): consecutive groups, the first H mod k one larger."""
+    k = len(patterns)
+    base, larger = divmod(h, k)
+    groups, start = [], 0
+    for g in range(k):
+        size = base + (1 if g < larger else 0)
+        groups.append(range(start, start + size))
+        start += size
+    return groups
+
+
+def dilated_config(lib, h, d, n, patterns, args, rows_out):
+    torch.manual_seed(7)
+    b = 1
+    q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    groups = head_groups(h, patterns)
+    table = []
+    for g, heads in enumerate(groups):
+        w, r = patterns[g]
+        table += [(w, r, g % r)] * len(heads)
+    band = (-UNBOUNDED, UNBOUNDED)
+    out = torch.empty_like(q)
+    lse = torch.empty(b, h, n, device="cuda", dtype=torch.float32)
+    name = f"dilated H={h} D={d} N={n} " + ",".join(f"{w}:{r}" for w, r in patterns)
+
+    def gather_sdpa(q, k, v):
+        # As the dilated-attention packages do: per pattern, gather the selected rows of the group's heads
+        # into [B·N/w, w/r, Hg, D] segments, SDPA, scatter back into a zeroed output.
+        result = torch.zeros(q.shape, device=q.device, dtype=q.dtype)
+        for g, heads in enumerate(groups):
+            w, r = patterns[g]
+            o = g % r
+            hs = slice(heads.start, heads.stop)
+            seg = lambda x: x[:, :, hs].reshape(b, n // w, w, len(heads), d)[:, :, o::r].reshape(
+                b * (n // w), w // r, len(heads), d)
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                y = F.scaled_dot_product_attention(seg(q).transpose(1, 2), seg(k).transpose(1, 2),
+                                                   seg(v).transpose(1, 2)).transpose(1, 2)
+            # In place, as the packages do (autograd records the copy into the zeroed output).
+            result.view(b, n // w, w, h, d)[:, :, o::r, hs] = y.reshape(b, n // w, w // r, len(heads), d)
+        return result
+
+    out.fill_(float("nan"))
+    lib.forward(q, k, v, out, lse, band, dilation=table)
+    expected = gather_sdpa(q, k, v)
+    diff = scaled_error(out, expected)
+    # Backward: ours with the same per-head table; the baseline differentiates through gather + SDPA + scatter.
+    dout = torch.randn_like(q)
+    delta = torch.empty_like(lse)
+    dq, dk, dv = (torch.empty(b, n, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
+    dq16, dk16, dv16 = (torch.empty_like(q) for _ in range(3))
+    run_backward = lambda: lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band,
+                                        dilation=table)
+    run_backward()
+    qg, kg, vg = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
+    og = gather_sdpa(qg, kg, vg)
+    gq, gk, gv = torch.autograd.grad(og, (qg, kg, vg), dout, retain_graph=True)
+    diff_bwd = max(scaled_error(x, y) for x, y in ((dq16, gq), (dk16, gk), (dv16, gv)))
+    ok = math.isfinite(diff) and diff < 2e-2 and math.isfinite(diff_bwd) and diff_bwd < 5e-2
+    print(("ok      " if ok else "FAILED  ") + f"{name}: max|ours-gather+SDPA|/max(|.|,1) fwd {diff:.2e} bwd {diff_bwd:.2e}",
+          flush=True)
+    if not ok:
+        rows_out.append((name, None, None, None, None, None, None, f"FAILED: diff {diff:.2e} / {diff_bwd:.2e}"))
+        return
+    flops = sum(4 * (n // r) * (w // r) * d * len(heads) for (w, r), heads in zip(patterns, groups))
+    t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
+    t_base = time_ms(lambda: gather_sdpa(q, k, v), args.repeats)
+    t_ours_b = time_ms(run_backward, args.repeats)
+    t_base_b = time_ms(lambda: torch.autograd.grad(og, (qg, kg, vg), dout, retain_graph=True), args.repeats)
+    tf = lambda ms, f=flops: f / (ms * 1e-3) / 1e12
+    print(f"        times ms: fwd ours {t_ours:.3f} gather+SDPA {t_base:.3f} (speed-up {t_base / t_ours:.2f}x); "
+          f"bwd ours {t_ours_b:.3f} gather+SDPA {t_base_b:.3f} (speed-up {t_base_b / t_ours_b:.2f}x)", flush=True)
+    rows_out.append((name, tf(t_ours), tf(t_base), None, tf(t_ours_b, 2.5 * flops), tf(t_base_b, 2.5 * flops), None,
+                     f"speed-up vs gather+SDPA(flash): fwd {t_base / t_ours:.2f}x, bwd {t_base_b / t_ours_b:.2f}x"))
+
+
+def fmt(x):
+    return "-" if x is None else f"{x:.0f}"
+
+
+def ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}"
+
+
+def table(rows):
+    lines = ["| config | fwd ours | fwd flash | fwd cuDNN | ours/flash | ours/cuDNN | bwd ours | bwd flash | bwd cuDNN "
+             "| ours/flash | ours/cuDNN | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, fo, ff, fc, bo, bf, bc, note in rows:
+        lines.append(f"| {name} | {fmt(fo)} | {fmt(ff)} | {fmt(fc)} | {ratio(fo, ff)} | {ratio(fo, fc)} | {fmt(bo)} | "
+                     f"{fmt(bf)} | {fmt(bc)} | {ratio(bo, bf)} | {ratio(bo, bc)} | {note} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lib", required=True, help="path to libringlab_gpu_capi.so")
+    parser.add_argument("--results", default="bench/results", help="folder for gpu-<date>-<gpu>.md")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--check-rows", type=int, default=256)
+    parser.add_argument("--quick", action="store_true", help="N = 4096 only, plus the dilated case")
+    parser.add_argument("--variants", action="store_true", help="also time the alternative behind RINGLAB_FORWARD_VARIANT (BlockN = 64 at D = 128)")
+    parser.add_argument("--command", default=" ".join(sys.argv), help="the command line to record")
+    args = parser.parse_args()
+
+    lib = Ringlab(args.lib)
+    gpu = torch.cuda.get_device_name()
+    print(f"{gpu}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}", flush=True)
+    rows = []
+    sizes = [4096] if args.quick else [4096, 16384, 32768]
+    for h, d in ((16, 128), (32, 64)):
+        for n in sizes:
+            for causal in (False, True):
+                dense_config(lib, h, d, n, causal, args, rows)
+    for h, d in ((16, 128), (32, 64)):
+        dilated_config(lib, h, d, 32768, [(2048, 1), (4096, 2), (8192, 4)], args, rows)
+
+    text = table(rows)
+    print("\nTFLOP/s (forward 4·N²·D·H, half for causal; backward 2.5× forward; B = 1, bf16); ratios ours/torch\n")
+    print(text, flush=True)
+    date = datetime.date.today().isoformat()
+    slug = gpu.replace("NVIDIA ", "").replace(" ", "-").replace("/", "-")
+    os.makedirs(args.results, exist_ok=True)
+    path = os.path.join(args.results, f"gpu-{date}-{slug}.md")
+    with open(path, "w") as f:
+        f.write(f"# ringlab GPU attention vs PyTorch SDPA — {gpu}\n\n")
+        f.write(f"- date: {date}\n- GPU: {gpu}\n- host: {platform.node()}\n")
+        f.write(f"- torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, CUDA {torch.version.cuda}\n")
+        f.write(f"- commit: {os.environ.get('RINGLAB_COMMIT', 'unknown')}\n")
+        f.write(f"- command: `{args.command}`\n- timing: CUDA events, {args.repeats} repeats after 5 warm-up, median; "
+                "B = 1, bf16, random N(0,1) inputs shared by all implementations\n\n")
+        f.write("TFLOP/s: forward 4·N²·D·H (half for causal), backward 2.5× forward (ours includes δ, zeroing and "
+                "converting the fp32 gradients to bf16). Dilated rows: useful FLOPs Σ 4·(N/r)·(w/r)·D per head, "
+                "`fwd flash` column = gather + SDPA(flash) + scatter baseline.\n\n")
+        f.write(text + "\n")
+    print(f"\nwrote {path}")
+    if any(r[1] is None for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+// Block attention on the GPU, mirroring reference/include/ringlab/block_attention.hpp for every head of
+// a batch at once:
+//
+//   block_attention_forward:   Q [B, n, H, D], K/V [B, m, Hkv, D], their global positions, a mask
+//                              → O [B, n, H, D] (normalised, in the input type) and LSE [B, H, n] (fp32)
+//   output_gradient_dot:       δ = rowsum(dO ∘ O) [B, H, n] (fp32), once per backward pass
+//   block_attention_backward:  dQ, dK, dV (fp32 accumulators, +=) from the saved global LSE and δ
+//
+// The semantics are docs/semantics.md §3, §5, §6 and §8 exactly: masks see global positions only, a query
+// with no allowed key gets O = 0 and LSE = −∞, head h reads KV head ⌊h·Hkv/H⌋. Every call is
+// asynchronous on `stream`; all pointers are device pointers.
+//
+// Positions. Each side is a PositionSet of at most two runs (start, stride, count), in increasing
+// position order: one run for a contiguous or striped ring chunk, two for a zigzag chunk. Row i of the
+// tensor has the i-th position of the set.
+//
+// Dilation (LongNet). A head's DilationSelect (w, r, o) keeps the rows whose position t has
+// (t mod w) mod r = o and lets a query see only keys of its own segment ⌊t/w⌋. When r divides w (every
+// power-of-two pattern) the selected rows of a run are again a run, and the kernels address them with
+// strides: no gather, no work on unselected rows, which get O = 0, LSE = −∞ in forward and contribute
+// nothing in backward. Otherwise the kernels visit every row and evaluate the predicate per element.
+//
+// Kernels. fp16/bf16 run the tensor-core kernels (FlashAttention-2 structure, mma.sync m16n8k16 with
+// ldmatrix, fp32 accumulation) for head_dim 64 and 128. fp32 runs the teaching kernels (one thread per
+// row, fp32 arithmetic, any head_dim ≤ 128): slow, for checking. Anything else throws ConfigError naming
+// what is supported (supported_configurations()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ringlab/gpu/memory.hpp"
+#include "ringlab/gpu/tensor.hpp"
+#include "ringlab/mask.hpp"
+#include "ringlab/positions.hpp"
+
+namespace ringlab::gpu {
+
+// The mask of every head: one band for all, and no dilation, one DilationSelect for every head, or one
+// per query head (LongNet's offsets differ per head: o = h mod r under the `paper` rule).
+struct HeadMasks {
+  BandMask band;
+  std::vector<DilationSelect> dilation;  // empty, size 1 or size H
+
+  HeadMasks() = default;
+  HeadMasks(const MaskPredicate& mask)  // NOLINT: a reference mask is a HeadMasks for every head
+      : band(mask.band) {
+    if (mask.dilation) dilation.push_back(*mask.dilation);
+  }
+  HeadMasks(BandMask band_, std::vector<DilationSelect> dilation_) : band(band_), dilation(std::move(dilation_)) {}
+};
+
+// q: [B, n, H, D]; k, v: [B, m, Hkv, D] (same dtype); out: [B, n, H, D] in q's dtype; lse: [B, H, n].
+// scale is τ (1/√D in attention). Throws ConfigError (unsupported dtype/head_dim, bad shapes, positions or
+// dilation) or InputError (misaligned pointers) before launching anything.
+void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                             ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
+                             float scale, DeviceTensor out, float* lse, Stream stream = nullptr);
+
+// δ [B, H, n] = rowsum(dO ∘ O) in fp32; dout and out have the same dtype and shape [B, n, H, D].
+void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream = nullptr);
+
+// Accumulates (+=) dQ [B, n, H, D], dK, dV [B, m, Hkv, D], all fp32, for one block pair:
+//   P = exp(τ·Q·Kᵀ − LSE) (0 where masked or LSE = −∞),  dS = P ∘ (dO·Vᵀ − δ)
+//   dV += Pᵀ·dO,  dK += τ·dSᵀ·Q,  dQ += τ·dS·K
+// lse and delta are the global values of these queries ([B, H, n]). dout is scaled by any output factor
+// already (dilation group_mean). dQ is accumulated with fp32 atomics, so its last bits may vary run to run.
+void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                              ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
+                              float scale, ConstDeviceTensor dout, const float* lse, const float* delta,
+                              DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, Stream stream = nullptr);
+
+// Element-wise dtype conversion between two tensors of the same shape (e.g. fp32 dQ → bf16).
+void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream = nullptr);
+
+// "bf16/fp16: head_dim 64, 128 (tensor cores); fp32: head_dim 1..128 (teaching kernel)" and the other
+// limits, for error messages and documentation.
+std::string supported_configurations();
+
+}  // namespace ringlab::gpu

@@ -1,0 +1,344 @@
+// Host side of gpu::block_attention_*: validation (every error before any launch), the kernel parameters,
+// and the one dispatch place where the runtime dtype and head_dim become template parameters.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "cuda_check.cuh"
+#include "kernels.cuh"
+#include "ringlab/errors.hpp"
+#include "ringlab/gpu/block_attention.hpp"
+
+namespace ringlab::gpu {
+namespace detail {
+namespace {
+
+// ---- small element-wise kernels ---------------------------------------------------------------------------
+
+template <class Element>
+__device__ float to_float(Element x) {
+  if constexpr (std::is_same_v<Element, float>) return x;
+  else if constexpr (std::is_same_v<Element, __half>) return __half2float(x);
+  else return __bfloat162float(x);
+}
+template <class Element>
+__device__ Element from_float(float x) {
+  if constexpr (std::is_same_v<Element, float>) return x;
+  else if constexpr (std::is_same_v<Element, __half>) return __float2half_rn(x);
+  else return __float2bfloat16_rn(x);
+}
+
+// O = 0, LSE = −∞ on the query rows that strided dilation does not visit (position not selected by the
+// head's pattern). One block per (row, batch): which heads skip the row is decided once per head (two
+// 64-bit remainders), then the block writes those heads' 4-byte words.
+__global__ void fill_unselected(const AttentionParams p, int element_bytes) {
+  __shared__ bool unselected[kMaxDilationHeads];
+  const i64 row_index = blockIdx.x, b = blockIdx.y;
+  const i64 position = p.q_rows.position(row_index), row = p.q_rows.row(row_index);
+  for (int h = static_cast<int>(threadIdx.x); h < p.dilation_count; h += static_cast<int>(blockDim.x)) {
+    const DilationSelect select = p.dilation[h].expand();
+    unselected[h] = select.segment_length % select.rate == 0 && !select.selects(position);
+  }
+  __syncthreads();
+  const int words = static_cast<int>(p.head_dim) * element_bytes / 4;  // per head (head_dim even for 2 bytes)
+  std::uint32_t* out = reinterpret_cast<std::uint32_t*>(static_cast<unsigned char*>(p.out) +
+                                                        (b * p.rows_q + row) * p.heads * p.head_dim * element_bytes);
+  for (int t = static_cast<int>(threadIdx.x); t < p.heads * words; t += static_cast<int>(blockDim.x)) {
+    const int h = t / words;
+    if (!unselected[p.dilation_count == 1 ? 0 : h]) continue;
+    out[t] = 0u;
+    if (t % words == 0) p.lse[(b * p.heads + h) * p.rows_q + row] = -INFINITY;
+  }
+}
+
+// δ[b, h, r] = Σ_x dO[b, r, h, x]·O[b, r, h, x]: one warp per row.
+template <class Element>
+__global__ void output_gradient_dot_kernel(const Element* dout, const Element* out, float* delta, i64 batch, i64 rows,
+                                           i64 heads, int head_dim) {
+  const i64 row = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;  // (b·rows + r)·heads + h
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  if (row >= batch * rows * heads) return;
+  float sum = 0.0f;
+  for (int x = lane; x < head_dim; x += 32) sum += to_float(dout[row * head_dim + x]) * to_float(out[row * head_dim + x]);
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0) {
+    const i64 h = row % heads, r = row / heads % rows, b = row / (heads * rows);
+    delta[(b * heads + h) * rows + r] = sum;
+  }
+}
+
+template <class From, class To>
+__global__ void convert_kernel(const From* from, To* to, i64 count) {
+  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<i64>(gridDim.x) * blockDim.x)
+    to[i] = from_float<To>(to_float(from[i]));
+}
+
+unsigned blocks_for(i64 threads, int per_block) { return static_cast<unsigned>((threads + per_block - 1) / per_block); }
+
+// ---- the dispatch: runtime (dtype, head_dim) → template parameters, in one place --------------------------
+
+template <class Element, class Launch>
+void with_head_dim(std::int64_t head_dim, Launch&& launch) {
+  switch (head_dim) {
+    case 64: return launch.template operator()<Element, 64>();
+    case 128: return launch.template operator()<Element, 128>();
+  }
+  throw ConfigError("head_dim", std::to_string(head_dim), supported_configurations());
+}
+
+// Calls launch.operator()<Element, HeadDim>() for a tensor-core configuration.
+template <class Launch>
+void with_tensor_core_kernel(DType dtype, std::int64_t head_dim, Launch&& launch) {
+  switch (dtype) {
+    case DType::bf16: return with_head_dim<__nv_bfloat16>(head_dim, launch);
+    case DType::f16: return with_head_dim<__half>(head_dim, launch);
+    case DType::f32: break;
+  }
+  throw ConfigError("dtype", to_string(dtype), supported_configurations());
+}
+
+// Calls launch.operator()<Element>() for any element type.
+template <class Launch>
+void with_element(DType dtype, Launch&& launch) {
+  switch (dtype) {
+    case DType::f32: return launch.template operator()<float>();
+    case DType::f16: return launch.template operator()<__half>();
+    case DType::bf16: return launch.template operator()<__nv_bfloat16>();
+  }
+}
+
+// ---- validation -------------------------------------------------------------------------------------------
+
+std::string shape_text(const ConstDeviceTensor& t) {
+  return to_string(t.dtype) + " [" + std::to_string(t.batch) + ", " + std::to_string(t.rows) + ", " +
+         std::to_string(t.heads) + ", " + std::to_string(t.head_dim) + "]";
+}
+
+void require(bool condition, const std::string& parameter, const std::string& value, const std::string& valid) {
+  if (!condition) throw ConfigError(parameter, value, valid);
+}
+
+void require_supported(DType dtype, std::int64_t head_dim) {
+  const bool ok = dtype == DType::f32 ? head_dim >= 1 && head_dim <= 128 : head_dim == 64 || head_dim == 128;
+  require(ok, "head_dim", std::to_string(head_dim) + " with " + to_string(dtype), supported_configurations());
+}
+
+void require_aligned(const void* pointer, std::size_t alignment, const std::string& name) {
+  if (reinterpret_cast<std::uintptr_t>(pointer) % alignment != 0)
+    throw InputError("gpu attention: " + name + " must be " + std::to_string(alignment) +
+                     "-byte aligned (cudaMalloc'd memory is); " + supported_configurations());
+}
+
+// "{start, stride, count} ∪ …" (PositionSet::describe lives in the reference library, which the shared C API
+// must not need).
+std::string describe(const PositionSet& positions) {
+  std::string text;
+  for (const PositionRun& run : positions.runs)
+    text += (text.empty() ? "{" : " ∪ {") + std::to_string(run.start) + ", stride " + std::to_string(run.stride) +
+            ", count " + std::to_string(run.count) + "}";
+  return text.empty() ? "{}" : text;
+}
+
+std::int64_t total_count(const PositionSet& positions) {
+  std::int64_t count = 0;
+  for (const PositionRun& run : positions.runs) count += run.count;
+  return count;
+}
+
+RowMap row_map(const PositionSet& positions, const std::string& name, std::int64_t rows) {
+  require(positions.runs.size() <= 2, name, describe(positions),
+          "at most two runs (contiguous, striped: one; zigzag: two)");
+  require(total_count(positions) == rows, name, describe(positions),
+          "one position per tensor row (" + std::to_string(rows) + " rows)");
+  RowMap map;
+  std::int64_t first_row = 0;
+  for (std::size_t r = 0; r < positions.runs.size(); ++r) {
+    const PositionRun& run = positions.runs[r];
+    require(run.count >= 1 && run.stride >= 1, name, describe(positions), "runs of count ≥ 1 and stride ≥ 1");
+    if (r == 1)
+      require(run.start > positions.runs[0].last(), name, describe(positions), "runs in increasing position order");
+    map.run[r] = RowRun{run.count, first_row, 1, run.start, run.stride};
+    first_row += run.count;
+  }
+  map.rows = first_row;
+  return map;
+}
+
+void fill_dilation(AttentionParams& params, const HeadMasks& mask, const PositionSet& q_positions,
+                   const PositionSet& k_positions) {
+  const auto count = static_cast<std::int64_t>(mask.dilation.size());
+  require(count == 0 || count == 1 || count == params.heads, "mask.dilation", std::to_string(count) + " entries",
+          "0, 1 (every head) or H = " + std::to_string(params.heads) + " (one per query head)");
+  require(count <= kMaxDilationHeads, "mask.dilation", std::to_string(count) + " entries",
+          "per-head dilation supports at most " + std::to_string(kMaxDilationHeads) + " heads");
+  constexpr std::int64_t int_max = std::numeric_limits<int>::max();
+  for (std::int64_t h = 0; h < count; ++h) {
+    const DilationSelect& d = mask.dilation[static_cast<std::size_t>(h)];
+    require(d.segment_length >= 1 && d.segment_length <= int_max && d.rate >= 1 && d.rate <= d.segment_length &&
+                d.offset >= 0 && d.offset < d.rate,
+            "mask.dilation[" + std::to_string(h) + "]",
+            std::to_string(d.segment_length) + ":" + std::to_string(d.rate) + " offset " + std::to_string(d.offset),
+            "1 ≤ rate ≤ segment_length < 2^31 and 0 ≤ offset < rate");
+    params.dilation[h] = CompactSelect{static_cast<int>(d.segment_length), static_cast<int>(d.rate),
+                                       static_cast<int>(d.offset)};
+  }
+  params.dilation_count = static_cast<int>(count);
+  if (count > 0)
+    for (const PositionSet* side : {&q_positions, &k_positions})
+      require(side->empty() || side->runs.front().start >= 0, "positions", describe(*side),
+              "positions ≥ 0 under dilation (segments start at position 0)");
+}
+
+// The parameters shared by forward and backward, validated.
+AttentionParams make_params(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                            ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask, float scale) {
+  require_supported(q.dtype, q.head_dim);
+  require(k.dtype == q.dtype && v.dtype == q.dtype, "k, v dtype", to_string(k.dtype) + ", " + to_string(v.dtype),
+          "the dtype of q (" + to_string(q.dtype) + ")");
+  require(q.batch >= 1 && k.batch == q.batch && v.batch == q.batch && k.head_dim == q.head_dim &&
+              v.head_dim == q.head_dim && v.rows == k.rows && v.heads == k.heads,
+          "shapes", "q " + shape_text(q) + ", k " + shape_text(k) + ", v " + shape_text(v),
+          "q [B, n, H, D], k and v [B, m, Hkv, D]");
+  require(k.heads >= 1 && q.heads >= 1 && q.heads % k.heads == 0, "heads",
+          "H = " + std::to_string(q.heads) + ", Hkv = " + std::to_string(k.heads), "H a multiple of Hkv");
+  require(std::isfinite(scale), "scale", std::to_string(scale), "a finite value");
+  require(q.heads * q.head_dim < (std::int64_t{1} << 31) / 2, "heads × head_dim",
+          std::to_string(q.heads * q.head_dim), "below 2^30 (32-bit row strides)");
+  require(q.rows < (std::int64_t{1} << 31) && k.rows < (std::int64_t{1} << 31), "rows",
+          std::to_string(q.rows) + ", " + std::to_string(k.rows), "below 2^31 per block");
+  const std::size_t alignment = q.dtype == DType::f32 ? 4 : 16;
+  require_aligned(q.data, alignment, "q");
+  require_aligned(k.data, alignment, "k");
+  require_aligned(v.data, alignment, "v");
+
+  AttentionParams params;
+  params.q = q.data;
+  params.k = k.data;
+  params.v = v.data;
+  params.batch = q.batch;
+  params.heads = q.heads;
+  params.kv_heads = k.heads;
+  params.head_dim = q.head_dim;
+  params.rows_q = q.rows;
+  params.rows_k = k.rows;
+  params.q_rows = row_map(q_positions, "q_positions", q.rows);
+  params.k_rows = row_map(k_positions, "k_positions", k.rows);
+  params.band = mask.band;
+  params.scale = scale;
+  params.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+  fill_dilation(params, mask, q_positions, k_positions);
+  return params;
+}
+
+// The most rows a head visits on each side (strided dilation selects fewer): the grid sizes.
+void visited_rows(const AttentionParams& params, i64& rows_q, i64& rows_k) {
+  rows_q = rows_k = 0;
+  const i64 heads = params.dilation_count > 1 ? params.heads : 1;
+  for (i64 h = 0; h < heads; ++h) {
+    const HeadView view = head_view(params, h);
+    rows_q = std::max(rows_q, view.q.rows);
+    rows_k = std::max(rows_k, view.k.rows);
+  }
+}
+
+void require_like(ConstDeviceTensor t, ConstDeviceTensor like, DType dtype, const std::string& name,
+                  const std::string& like_name) {
+  require(t.dtype == dtype && t.batch == like.batch && t.rows == like.rows && t.heads == like.heads &&
+              t.head_dim == like.head_dim,
+          name, shape_text(t), std::string("shape of ") + like_name + " in " + to_string(dtype));
+  require_aligned(t.data, dtype == DType::f32 ? 8 : 16, name);
+}
+
+}  // namespace
+}  // namespace detail
+
+std::string supported_configurations() {
+  return "supported: bf16 and fp16 with head_dim 64 or 128 (tensor-core kernels, 16-byte aligned tensors), "
+         "fp32 with head_dim 1..128 (teaching kernel, for checking); BNHD tensors, H a multiple of Hkv, "
+         "at most two position runs per side, per-head dilation for at most 128 heads";
+}
+
+void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                             ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask, float scale,
+                             DeviceTensor out, float* lse, Stream stream) {
+  using namespace detail;
+  AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
+  require_like(out, q, q.dtype, "out", "q");
+  require(lse != nullptr, "lse", "nullptr", "a device pointer to [B, H, n] floats");
+  params.out = out.data;
+  params.lse = lse;
+  if (q.rows == 0) return;
+  i64 rows_q, rows_k;
+  visited_rows(params, rows_q, rows_k);
+  if (params.dilation_count > 0) {
+    fill_unselected<<<dim3(static_cast<unsigned>(params.rows_q), static_cast<unsigned>(params.batch)), 128, 0,
+                      stream>>>(params, static_cast<int>(size_of(q.dtype)));
+    RINGLAB_CUDA_CHECK(cudaGetLastError());
+  }
+  if (rows_q == 0) return;
+  if (q.dtype == DType::f32) return launch_teaching_forward(params, rows_q, stream);
+  with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
+    launch_fast_forward<Element, HeadDim>(params, rows_q, stream);
+  });
+}
+
+void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream) {
+  using namespace detail;
+  require_like(dout, out, out.dtype, "dout", "out");
+  require(delta != nullptr, "delta", "nullptr", "a device pointer to [B, H, n] floats");
+  const i64 rows = out.batch * out.rows * out.heads;
+  if (rows == 0) return;
+  with_element(out.dtype, [&]<class Element>() {
+    output_gradient_dot_kernel<Element><<<blocks_for(rows * 32, 256), 256, 0, stream>>>(
+        static_cast<const Element*>(dout.data), static_cast<const Element*>(out.data), delta, out.batch, out.rows,
+        out.heads, static_cast<int>(out.head_dim));
+  });
+  RINGLAB_CUDA_CHECK(cudaGetLastError());
+}
+
+void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                              ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask, float scale,
+                              ConstDeviceTensor dout, const float* lse, const float* delta, DeviceTensor dq,
+                              DeviceTensor dk, DeviceTensor dv, Stream stream) {
+  using namespace detail;
+  AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
+  require_like(dout, q, q.dtype, "dout", "q");
+  require_like(dq, q, DType::f32, "dq", "q");
+  require_like(dk, k, DType::f32, "dk", "k");
+  require_like(dv, v, DType::f32, "dv", "v");
+  require(lse != nullptr && delta != nullptr, "lse, delta", "nullptr", "device pointers to [B, H, n] floats");
+  params.dout = dout.data;
+  params.lse_in = lse;
+  params.delta = delta;
+  params.dq = static_cast<float*>(dq.data);
+  params.dk = static_cast<float*>(dk.data);
+  params.dv = static_cast<float*>(dv.data);
+  i64 rows_q, rows_k;
+  visited_rows(params, rows_q, rows_k);
+  if (rows_q == 0 || rows_k == 0) return;  // no pair: every gradient += 0
+  if (q.dtype == DType::f32) return launch_teaching_backward(params, rows_q, rows_k, stream);
+  with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
+    launch_fast_backward<Element, HeadDim>(params, rows_k, stream);
+  });
+}
+
+void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream) {
+  using namespace detail;
+  require(from.batch == to.batch && from.rows == to.rows && from.heads == to.heads && from.head_dim == to.head_dim,
+          "convert", shape_text(from) + " → " + shape_text(to), "tensors of the same shape");
+  const i64 count = from.size();
+  if (count == 0) return;
+  with_element(from.dtype, [&]<class From>() {
+    with_element(to.dtype, [&]<class To>() {
+      convert_kernel<From, To><<<std::min<unsigned>(blocks_for(count, 256), 65535u * 8u), 256, 0, stream>>>(
+          static_cast<const From*>(from.data), static_cast<To*>(to.data), count);
+    });
+  });
+  RINGLAB_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace ringlab::gpu
