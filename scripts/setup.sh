@@ -8,8 +8,8 @@ packages=(
   cmake g++ ninja-build pkg-config
   libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev libfmt-dev
   libbenchmark-dev
-  libimgui-dev libglfw3-dev libstb-dev xvfb xauth libgl1-mesa-dri
-  python3 python3-numpy
+  libimgui-dev libglfw3-dev libstb-dev xvfb xauth libgl1-mesa-dri fonts-dejavu-core
+  python3
 )
 
 missing=()

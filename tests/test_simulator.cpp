@@ -290,6 +290,20 @@ TEST_CASE("stepping exposes one snapshot per ring step that matches the schedule
   CHECK(simulation.snapshots()[1].skipped[0]);  // causal contiguous: device 0 never needs later keys
 }
 
+TEST_CASE("a healthy run never times out, however long a device waits behind a slow neighbour",
+          "[simulator][faults]") {
+  // Causal + contiguous at 2^30 tokens: device 0 finishes its one real step in seconds and then waits far
+  // longer than the 100 ms watchdog while the others compute. Only a stalled ring may time out.
+  SimulationOptions options = small_options();
+  options.mode = Mode::analytic;
+  options.config.seq = options.config.kv_seq = std::int64_t{1} << 30;
+  options.config.ring = 128;
+  options.config.heads = options.config.kv_heads = 8;
+  options.config.layout = Layout::contiguous;
+  const Report report = run(options);
+  CHECK(report.devices[0].idle_ns > 100 * options.timeout_ns);
+}
+
 TEST_CASE("analytic mode scales to 2^30 tokens on 1024 devices", "[simulator][scale]") {
   SimulationOptions options = small_options();
   options.mode = Mode::analytic;

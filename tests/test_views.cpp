@@ -240,8 +240,12 @@ TEST_CASE("memory views equal the simulator's ledgers", "[views][memory]") {
     simulation.run();
     return simulation.report();
   }();
-  CHECK(single_device_memory(options, Scheme::flash).total == report.flash_dense_peak_bytes);
-  CHECK(single_device_memory(options, Scheme::dense).total == report.naive_dense_peak_bytes);
+  CHECK(single_device_memory(options, Scheme::flash)->total == report.flash_dense_peak_bytes);
+  CHECK(single_device_memory(options, Scheme::dense)->total == report.naive_dense_peak_bytes);
+  SimulationOptions huge = options;
+  huge.config.seq = huge.config.kv_seq = std::int64_t{1} << 30;
+  CHECK(!single_device_memory(huge, Scheme::dense));  // H·N²·e passes 2^62 bytes
+  CHECK(single_device_memory(huge, Scheme::flash));
 
   const auto series = memory_scaling(options, {1, 8, 64}, 4, 30);
   REQUIRE(series.size() == 5);

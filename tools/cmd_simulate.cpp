@@ -266,7 +266,7 @@ Command add_simulate_command(CLI::App& parent) {
                                                                 "none) [0]")->group(run_group);
   app->add_option("--inject", flags->injections, "KIND@DEVICE:STEP, KIND = drop, duplicate, corrupt, stale, delay, "
                                                   "kill (repeatable)")->group(run_group);
-  app->add_option("--timeout-ms", flags->timeout_ms, "simulated ms a device waits for a message [100]")
+  app->add_option("--timeout-ms", flags->timeout_ms, "watchdog: simulated ms without progress anywhere in the ring before a waiting device times out [100]")
       ->group(run_group);
   app->add_option("--delay-us", flags->delay_us, "extra latency of a delay fault, us [1000]")->group(run_group);
   app->add_option("--tile-rows", flags->tile_rows, "compute mode: query rows per tile Br [64]")->group(run_group);

@@ -132,6 +132,10 @@ struct Simulation::State {
   std::vector<StepSnapshot> snapshots;
   std::size_t snapshot_count = 0;
   int dead_devices = 0;
+  // The watchdog: a waiting device declares a timeout only after the whole ring has made no progress (no
+  // compute running, no transfer moving) for timeout_ns. A device may wait far longer than that behind a
+  // slow neighbour in a healthy run; a lost message or a dead device stalls everything, and that is caught.
+  i64 busy_until_ns = 0;
   bool record_timeline = true;
 
   // Compute mode.
@@ -162,6 +166,13 @@ struct Simulation::State {
     if (options.devices_per_node < 1)
       throw ConfigError("--devices-per-node", std::to_string(options.devices_per_node), "must be >= 1");
     if (options.timeout_ns < 1) throw ConfigError("--timeout-ms", std::to_string(options.timeout_ns), "must be > 0");
+    if (options.scheme == Scheme::dense) {
+      const long double scores = static_cast<long double>(config.batch) * config.heads * config.seq * config.kv_seq *
+                                 options.bytes_per_element * 2;  // S and, in backward, dS
+      if (scores > static_cast<long double>(std::int64_t{1} << 62))
+        throw ConfigError("--scheme", "dense",
+                          "materialised scores of this size exceed 2^62 bytes; use --scheme flash or ring");
+    }
     P = config.ring;
     for (const Fault& fault : options.faults) {
       if (fault.device < 0 || fault.device >= P)
@@ -425,6 +436,7 @@ struct Simulation::State {
                      now, now + duration, pass, step);
     }
     push({now + duration, 0, Event::compute_done, p, pass, step, -1});
+    busy_until_ns = std::max(busy_until_ns, now + duration);
     // Overlap: the chunk leaves while it is being computed on (in backward only K, V; dK, dV follow later).
     if (options.overlap && step + 1 < P) post_message(p, step, pass, MessageKind::kv);
   }
@@ -565,6 +577,7 @@ struct Simulation::State {
                    begin, m.arrival_ns, m.pass, m.needed_at_step, m.id);
     }
     push({m.arrival_ns, 0, Event::arrival, m.to, m.pass, m.needed_at_step, id});
+    busy_until_ns = std::max(busy_until_ns, m.arrival_ns);
     if (m.duplicate) push({m.arrival_ns + 1, 0, Event::arrival, m.to, m.pass, m.needed_at_step, id});
   }
 
@@ -612,6 +625,12 @@ struct Simulation::State {
     const int to = m.to;
     if (!m.duplicate) messages.erase(event.message);  // a duplicate's second copy is still on its way
     try_advance(to);
+  }
+
+  static std::string fmt_ms(i64 ns) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2f ms", static_cast<double>(ns) / 1e6);
+    return text;
   }
 
   static std::string hex(std::uint64_t value) {
@@ -707,8 +726,13 @@ struct Simulation::State {
     if (run.dead || run.finished || event.pass != current_pass() || run.step + 1 != event.step ||
         run.waiting_since_ns < 0 || ready_for(event.device, event.step))
       return;
+    if (now < busy_until_ns + options.timeout_ns) {  // the ring is (or was recently) making progress: wait on
+      push({busy_until_ns + options.timeout_ns, 0, Event::timeout, event.device, event.pass, event.step, -1});
+      return;
+    }
     const int p = event.device, upstream = (p + P - 1) % P, downstream = (p + 1) % P;
-    const std::string waited = std::to_string(options.timeout_ns / 1'000'000.0).substr(0, 6) + " ms";
+    const std::string waited = fmt_ms(now - run.waiting_since_ns) + " (the ring made no progress for " +
+                               fmt_ms(options.timeout_ns) + ")";
     std::string what;
     if (run.sends_in_flight > 0)
       what = "its send to device " + std::to_string(downstream) + " was never received";

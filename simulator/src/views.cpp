@@ -298,7 +298,12 @@ HeadMask head_mask(const AttentionConfig& config, int head, std::int64_t begin, 
 
 // ---- memory ---------------------------------------------------------------------------------------------
 
-MemoryBar single_device_memory(const SimulationOptions& options, Scheme scheme) {
+std::optional<MemoryBar> single_device_memory(const SimulationOptions& options, Scheme scheme) {
+  const auto& c = options.config;
+  const double tokens = static_cast<double>(c.batch) * static_cast<double>(std::max(c.seq, c.kv_seq));
+  const double scores = scheme == Scheme::dense ? tokens * static_cast<double>(c.heads) * static_cast<double>(c.kv_seq) * 2 : 0.0;
+  const double tensors = tokens * static_cast<double>(c.heads + c.kv_heads) * static_cast<double>(c.head_dim) * 4;
+  if ((scores + tensors) * static_cast<double>(options.bytes_per_element) > 0x1p62) return std::nullopt;
   SimulationOptions one = options;
   one.scheme = scheme;
   one.mode = Mode::analytic;

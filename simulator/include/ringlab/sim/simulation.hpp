@@ -65,7 +65,7 @@ struct SimulationOptions {
   bool send_selected_rows = false;             // dilation: send only the K/V rows some pattern selects
   std::optional<std::int64_t> memory_budget;   // bytes per device; OutOfMemory when exceeded
   std::vector<Fault> faults;
-  std::int64_t timeout_ns = 100'000'000;       // how long a receiver waits before declaring a timeout
+  std::int64_t timeout_ns = 100'000'000;       // watchdog: no progress anywhere in the ring for this long = timeout
   std::int64_t delay_ns = 1'000'000;           // extra latency of a `delay` fault
   TileSizes tiles = {};
   std::uint64_t seed = 0;                      // compute mode inputs

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -145,8 +146,9 @@ struct MemoryBar {
 };
 
 // One device running the whole attention under `scheme` (flash or dense): the simulator's own ledger, run in
-// analytic mode on the options' config (ring size ignored).
-MemoryBar single_device_memory(const SimulationOptions& options, Scheme scheme);
+// analytic mode on the options' config (ring size ignored). Nullopt when a byte count would pass 2^62 (the
+// scores of dense attention near N = 2^30), where the ledger's 64-bit arithmetic would overflow.
+std::optional<MemoryBar> single_device_memory(const SimulationOptions& options, Scheme scheme);
 
 // The peak bytes of the fullest ring device (docs/simulator.md §Memory, the closed forms the ledger equals),
 // without building a schedule: cheap for N = 2^30, P = 4096.
