@@ -29,3 +29,6 @@ cmake --build --preset asan -j "$jobs"
 echo "== sanitizer tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset asan -j "$jobs"
+
+echo "== Python bindings (pytest) and notebooks (nbclient)"
+scripts/test_python.sh
