@@ -1,0 +1,306 @@
+// GPU ring tests (issue 6): gpu::VirtualRing — P virtual devices on one GPU over the shared RingSchedule —
+// against the fp64 reference on the whole sequence. Skip with a message where there is no device.
+//
+// For each problem (N, D, H/Hkv, mask, dtype) the fp64 reference and the naive same-precision baseline are
+// computed once (they do not depend on the ring) and every ring P = 2, 4, 8 × layout contiguous / zigzag /
+// striped is compared with them. The ring's internal buffers and the gathered outputs are poisoned (NaN)
+// first. Tolerance policy as tests/test_gpu.cpp (docs/semantics.md §11): O, dQ, dK, dV ≤ 2 × the naive
+// same-precision baseline's error (our fp32 dQ/dK/dV rounded to the dtype as gpu::convert would), LSE ≤
+// max(2 × baseline, 1e-5). The small host ↔ device helpers are copies of tests/test_gpu.cpp's.
+// gpu::run_nccl_ring (a thread per GPU, NCCL send/recv) is checked the same way where there are ≥ 2 GPUs
+// (tag [nccl]; run it with NCCL_NVLS_ENABLE=0).
+#include <cmath>
+#include <cstdio>
+#include <future>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "catch_compat.hpp"
+#include "helpers.hpp"
+#include "ringlab/attention.hpp"
+#include "ringlab/errors.hpp"
+#include "ringlab/gpu/device.hpp"
+#include "ringlab/gpu/memory.hpp"
+#include "ringlab/gpu/ring.hpp"
+
+using namespace ringlab;
+
+namespace {
+
+using gpu::DType;
+using i64 = std::int64_t;
+
+Tensor<double> rounded(const Tensor<double>& tensor, DType dtype) {
+  Tensor<double> result = tensor;
+  for (double& x : result.data) x = gpu::round_to(dtype, static_cast<float>(x));
+  return result;
+}
+
+struct DeviceArray {
+  gpu::DeviceBuffer buffer;
+  gpu::DeviceTensor tensor;
+};
+
+DeviceArray to_device(const Tensor<double>& host, DType dtype) {
+  std::vector<float> values(host.data.begin(), host.data.end());
+  std::vector<unsigned char> bytes(values.size() * gpu::size_of(dtype));
+  gpu::encode(dtype, values, bytes.data());
+  DeviceArray array{gpu::DeviceBuffer(bytes.size()), {}};
+  array.buffer.upload(bytes.data(), bytes.size());
+  array.tensor = {array.buffer.data(), dtype, host.shape[0], host.shape[1], host.shape[2], host.shape[3]};
+  return array;
+}
+
+DeviceArray poisoned(std::vector<i64> shape, DType dtype) {
+  const i64 count = shape[0] * shape[1] * shape[2] * shape[3];
+  DeviceArray array{gpu::DeviceBuffer(static_cast<std::size_t>(count) * gpu::size_of(dtype)), {}};
+  array.buffer.fill(0xFF);
+  array.tensor = {array.buffer.data(), dtype, shape[0], shape[1], shape[2], shape[3]};
+  return array;
+}
+
+Tensor<double> to_host(const gpu::DeviceBuffer& buffer, DType dtype, std::vector<i64> shape) {
+  Tensor<double> host(std::move(shape));
+  std::vector<unsigned char> bytes(host.data.size() * gpu::size_of(dtype));
+  buffer.download(bytes.data(), bytes.size());
+  std::vector<float> values(host.data.size());
+  gpu::decode(dtype, bytes.data(), values);
+  host.data.assign(values.begin(), values.end());
+  return host;
+}
+
+struct Outputs {
+  Tensor<double> out, lse, dq, dk, dv;
+};
+
+struct Expected {
+  Outputs reference;
+  Outputs baseline;
+};
+
+struct Inputs {
+  Tensor<double> q, k, v, dout;  // rounded to the dtype
+};
+
+float round_bf16(float x) { return gpu::round_to(DType::bf16, x); }
+float round_f16(float x) { return gpu::round_to(DType::f16, x); }
+
+// The whole-sequence fp64 reference and the naive same-precision baseline (dense, fp32 arithmetic with P
+// and dS rounded to the dtype, outputs rounded), as expected_for_config in tests/test_gpu.cpp.
+Expected expected_for(const AttentionConfig& config, const Inputs& in, DType dtype) {
+  Expected expected;
+  const AttentionOptions<double> exact{Algorithm::blockwise, {}, nullptr};
+  auto forward = attention_forward<double>(config, in.q, in.k, in.v, exact);
+  auto gradients = attention_backward<double>(config, in.q, in.k, in.v, forward.out, forward.lse, in.dout, exact);
+  expected.reference = {forward.out, forward.lse, gradients.dq, gradients.dk, gradients.dv};
+  AttentionOptions<float> naive{Algorithm::dense, {}, dtype == DType::bf16 ? round_bf16 : round_f16};
+  const auto q = tensor_cast<float>(in.q), k = tensor_cast<float>(in.k), v = tensor_cast<float>(in.v);
+  const auto dout = tensor_cast<float>(in.dout);
+  auto base = attention_forward<float>(config, q, k, v, naive);
+  for (float& x : base.out.data) x = gpu::round_to(dtype, x);
+  auto base_gradients = attention_backward<float>(config, q, k, v, base.out, base.lse, dout, naive);
+  expected.baseline = Outputs{rounded(tensor_cast<double>(base.out), dtype), tensor_cast<double>(base.lse),
+                              rounded(tensor_cast<double>(base_gradients.dq), dtype),
+                              rounded(tensor_cast<double>(base_gradients.dk), dtype),
+                              rounded(tensor_cast<double>(base_gradients.dv), dtype)};
+  return expected;
+}
+
+// One ring: scatter, forward, backward, gather into poisoned whole tensors.
+Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inputs& in, DType dtype) {
+  config.ring = ring_size;
+  config.layout = layout;
+  const std::vector<i64> q_shape = in.q.shape, k_shape = in.k.shape;
+  const std::vector<i64> lse_shape{q_shape[0], q_shape[2], q_shape[1], 1};
+  DeviceArray q = to_device(in.q, dtype), k = to_device(in.k, dtype), v = to_device(in.v, dtype);
+  DeviceArray dout = to_device(in.dout, dtype);
+  DeviceArray out = poisoned(q_shape, dtype), lse = poisoned(lse_shape, DType::f32);
+  DeviceArray dq = poisoned(q_shape, DType::f32), dk = poisoned(k_shape, DType::f32), dv = poisoned(k_shape, DType::f32);
+  gpu::VirtualRing ring(config, dtype);
+  ring.poison();
+  ring.load(q.tensor, k.tensor, v.tensor);
+  ring.forward();
+  ring.load_output_gradient(dout.tensor);
+  ring.backward();
+  ring.gather_output(out.tensor, lse.buffer.as<float>());
+  ring.gather_gradients(dq.tensor, dk.tensor, dv.tensor);
+  gpu::synchronize();
+  Outputs result;
+  result.out = to_host(out.buffer, dtype, q_shape);
+  result.lse = to_host(lse.buffer, DType::f32, lse_shape);
+  result.lse.shape = {lse_shape[0], lse_shape[1], lse_shape[2]};
+  result.dq = rounded(to_host(dq.buffer, DType::f32, q_shape), dtype);
+  result.dk = rounded(to_host(dk.buffer, DType::f32, k_shape), dtype);
+  result.dv = rounded(to_host(dv.buffer, DType::f32, k_shape), dtype);
+  return result;
+}
+
+bool compare(const std::string& name, DType dtype, const Outputs& got, const Expected& expected) {
+  const char* tensors[] = {"O", "LSE", "dQ", "dK", "dV"};
+  const Tensor<double>* got_of[] = {&got.out, &got.lse, &got.dq, &got.dk, &got.dv};
+  const Tensor<double>* ref_of[] = {&expected.reference.out, &expected.reference.lse, &expected.reference.dq,
+                                    &expected.reference.dk, &expected.reference.dv};
+  const Tensor<double>* base_of[] = {&expected.baseline.out, &expected.baseline.lse, &expected.baseline.dq,
+                                     &expected.baseline.dk, &expected.baseline.dv};
+  bool passed = true;
+  std::ostringstream line;
+  line << name << " [" << gpu::to_string(dtype) << "]";
+  for (int t = 0; t < 5; ++t) {
+    const double error = testing::scaled_error(*got_of[t], *ref_of[t]);
+    double tolerance = 2.0 * testing::scaled_error(*base_of[t], *ref_of[t]);
+    if (t == 1) tolerance = std::max(tolerance, 1e-5);
+    const bool ok = error <= tolerance;  // NaN gives false
+    passed = passed && ok;
+    char text[96];
+    std::snprintf(text, sizeof text, "  %s %.2e/%.2e%s", tensors[t], error, tolerance, ok ? "" : " FAIL");
+    line << text;
+  }
+  std::cout << line.str() << std::endl;
+  INFO(line.str());
+  CHECK(passed);
+  return passed;
+}
+
+AttentionConfig shape(i64 batch, i64 n, i64 heads, i64 kv_heads, i64 head_dim) {
+  AttentionConfig config;
+  config.batch = batch;
+  config.seq = config.kv_seq = n;
+  config.heads = heads;
+  config.kv_heads = kv_heads;
+  config.head_dim = head_dim;
+  return config;
+}
+
+std::string label(const AttentionConfig& c) {
+  std::ostringstream text;
+  text << "B=" << c.batch << " N=" << c.seq << " D=" << c.head_dim << " H=" << c.heads << " Hkv=" << c.kv_heads
+       << (c.causal ? " causal" : " full");
+  if (c.window_left >= 0 || c.window_right >= 0) text << " window(" << c.window_left << "," << c.window_right << ")";
+  return text.str();
+}
+
+}  // namespace
+
+TEST_CASE("gpu::VirtualRing rejects what it does not support, before touching the GPU", "[gpu][ring]") {
+  auto config = shape(1, 64, 2, 2, 64);
+  config.ring = 2;
+  config.q_replicated = true;
+  std::string message;
+  try {
+    gpu::VirtualRing ring(config, DType::bf16);
+  } catch (const ConfigError& error) {
+    message = error.what();
+  }
+  CHECK(message.find("q_replicated") != std::string::npos);
+}
+
+TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout, causal and not, GQA",
+          "[gpu][ring]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  std::cout << "device: " << gpu::describe_device() << "\n"
+            << "ring case [dtype]  tensor scaled-error/tolerance ...\n";
+  struct Problem {
+    AttentionConfig config;
+    DType dtype;
+    Inputs inputs;
+    std::future<Expected> expected;
+  };
+  std::vector<std::pair<AttentionConfig, DType>> specs;
+  {
+    auto c = shape(1, 1024, 4, 2, 64);
+    c.causal = true;
+    specs.push_back({c, DType::bf16});
+    c.causal = false;
+    specs.push_back({c, DType::bf16});
+    c = shape(1, 4099, 2, 1, 128);
+    c.causal = true;
+    specs.push_back({c, DType::bf16});
+    c = shape(1, 4099, 2, 2, 128);
+    specs.push_back({c, DType::bf16});
+    c = shape(2, 1024, 2, 2, 128);
+    c.causal = true;
+    c.window_left = 100;
+    specs.push_back({c, DType::f16});
+  }
+  std::vector<Problem> problems;
+  std::uint64_t seed = 600;
+  for (const auto& [config, dtype] : specs) {
+    config.validate();
+    auto raw = testing::random_inputs(config, ++seed);
+    Inputs inputs{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
+    auto future = std::async(std::launch::async,
+                             [config = config, inputs, dtype = dtype] { return expected_for(config, inputs, dtype); });
+    problems.push_back({config, dtype, std::move(inputs), std::move(future)});
+  }
+  for (Problem& problem : problems) {
+    const Expected expected = problem.expected.get();
+    for (int ring_size : {2, 4, 8})
+      for (Layout layout : {Layout::contiguous, Layout::zigzag, Layout::striped}) {
+        const Outputs got = run_ring(problem.config, ring_size, layout, problem.inputs, problem.dtype);
+        compare("P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(problem.config),
+                problem.dtype, got, expected);
+      }
+  }
+}
+
+namespace {
+
+std::vector<unsigned char> encoded(const Tensor<double>& t, DType dtype) {
+  std::vector<float> values(t.data.begin(), t.data.end());
+  std::vector<unsigned char> bytes(values.size() * gpu::size_of(dtype));
+  gpu::encode(dtype, values, bytes.data());
+  return bytes;
+}
+
+Tensor<double> from_floats(const std::vector<float>& values, std::vector<i64> shape) {
+  Tensor<double> t(std::move(shape));
+  t.data.assign(values.begin(), values.end());
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[gpu][ring][nccl]") {
+  if (!gpu::nccl_ring_available()) RINGLAB_SKIP("NCCL ring test skipped: built without NCCL");
+  if (gpu::device_count() < 2)
+    RINGLAB_SKIP("NCCL ring test skipped: needs 2 GPUs (" + std::to_string(gpu::device_count()) + " here)");
+  std::cout << "NCCL ring on " << gpu::device_count() << " GPUs: " << gpu::describe_device(0) << "\n";
+  std::vector<std::pair<AttentionConfig, DType>> specs;
+  {
+    auto c = shape(1, 1024, 4, 2, 64);
+    c.causal = true;
+    specs.push_back({c, DType::bf16});
+    c.causal = false;
+    specs.push_back({c, DType::bf16});
+    c = shape(1, 4099, 2, 1, 128);
+    c.causal = true;
+    specs.push_back({c, DType::bf16});
+  }
+  std::vector<int> rings{2};
+  if (gpu::device_count() >= 4) rings.push_back(4);
+  std::uint64_t seed = 700;
+  for (const auto& [config, dtype] : specs) {
+    auto raw = testing::random_inputs(config, ++seed);
+    const Inputs in{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
+    const Expected expected = expected_for(config, in, dtype);
+    const auto q = encoded(in.q, dtype), k = encoded(in.k, dtype), v = encoded(in.v, dtype), dout = encoded(in.dout, dtype);
+    for (int ring_size : rings)
+      for (Layout layout : {Layout::contiguous, Layout::zigzag, Layout::striped}) {
+        AttentionConfig ring_config = config;
+        ring_config.ring = ring_size;
+        ring_config.layout = layout;
+        const auto result = gpu::run_nccl_ring(ring_config, dtype, {q.data(), k.data(), v.data(), dout.data()});
+        Outputs got;
+        std::vector<float> out_values(in.q.data.size());
+        gpu::decode(dtype, result.out.data(), out_values);
+        got.out = from_floats(out_values, in.q.shape);
+        got.lse = from_floats(result.lse, {config.batch, config.heads, config.seq});
+        got.dq = rounded(from_floats(result.dq, in.q.shape), dtype);
+        got.dk = rounded(from_floats(result.dk, in.k.shape), dtype);
+        got.dv = rounded(from_floats(result.dv, in.k.shape), dtype);
+        compare("NCCL P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(config), dtype, got,
+                expected);
+      }
+  }
+}
