@@ -43,7 +43,7 @@ Summary summarise(const RingSchedule& schedule) {
     std::int64_t busiest = 0;
     for (int device = 0; device < schedule.ring_size; ++device)
       busiest = std::max(busiest, schedule.at(device, step).pairs);
-    summary.critical_path_pairs += busiest;
+    summary.critical_path_pairs = saturating_add(summary.critical_path_pairs, busiest);
   }
   return summary;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "ringlab/dilation.hpp"
+#include "ringlab/errors.hpp"
 #include "ringlab/mask.hpp"
 
 namespace ringlab {
@@ -43,11 +44,20 @@ std::int64_t selected_rows(const PositionSet& chunk, const std::vector<DilationS
   return count;
 }
 
+// pairs + heads · count, exactly, or a clear error: a step's score entries beyond 2^63 (one device holding
+// all of N = 2^30 with many heads) is no schedule anyone can run.
+std::int64_t checked_pairs(std::int64_t pairs, std::int64_t heads, std::int64_t count) {
+  std::int64_t product = 0, sum = 0;
+  if (__builtin_mul_overflow(heads, count, &product) || __builtin_add_overflow(pairs, product, &sum))
+    throw Error("a ring step would compute more than 2^63 score entries; use more devices (--ring) or fewer tokens");
+  return sum;
+}
+
 }  // namespace
 
 std::int64_t RingSchedule::total_pairs() const {
   std::int64_t total = 0;
-  for (const auto& device : devices) total += device.total_pairs;
+  for (const auto& device : devices) total = saturating_add(total, device.total_pairs);
   return total;
 }
 
@@ -96,7 +106,8 @@ RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOpt
       const PositionSet& keys = schedule.chunk_positions[ring_step.kv_owner];
       ring_step.kv_rows = keys.size();
       for (const auto& weighted : masks)
-        ring_step.pairs += weighted.heads * count_allowed_pairs(device_schedule.query_positions, keys, weighted.mask);
+        ring_step.pairs = checked_pairs(ring_step.pairs, weighted.heads,
+                                        count_allowed_pairs(device_schedule.query_positions, keys, weighted.mask));
       ring_step.skipped = ring_step.pairs == 0;
       const std::int64_t chunk_bytes = ring_step.kv_rows * schedule.kv_bytes_per_row;
       ring_step.forward_bytes_sent = step + 1 < P ? chunk_bytes : 0;
@@ -107,7 +118,7 @@ RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOpt
       else
         ring_step.backward_bytes_sent = step + 1 < P ? 2 * chunk_bytes : (P > 1 ? chunk_bytes : 0);
       ring_step.selected_rows = chunk_selected_rows[ring_step.kv_owner];
-      device_schedule.total_pairs += ring_step.pairs;
+      device_schedule.total_pairs = saturating_add(device_schedule.total_pairs, ring_step.pairs);
       device_schedule.skipped_steps += ring_step.skipped ? 1 : 0;
       device_schedule.steps.push_back(ring_step);
     }

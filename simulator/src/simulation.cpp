@@ -425,7 +425,7 @@ struct Simulation::State {
     const auto [flops, bytes] = step_work(p, step, pass);
     const i64 duration = flops > 0 ? compute_model.time_ns(flops, bytes) : 0;
     stats[p].compute_ns += duration;
-    stats[p].pairs += schedule.at(p, step).pairs;
+    stats[p].pairs = saturating_add(stats[p].pairs, schedule.at(p, step).pairs);
     if (duration > 0) {
       scratch[p] = ledgers[p].allocate("step scratch", Category::scratch, scratch_bytes(p, pass));
       sample_memory(p);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "ringlab/config.hpp"
@@ -32,7 +33,7 @@ struct DeviceSchedule {
   int id = 0;
   PositionSet query_positions;  // the queries this device owns (all of them with q_replicated)
   std::vector<RingStep> steps;  // steps[s], s = 0..P−1
-  std::int64_t total_pairs = 0;
+  std::int64_t total_pairs = 0;  // saturates at 2^63 − 1 (see saturating_add)
   int skipped_steps = 0;
 };
 
@@ -50,6 +51,13 @@ struct RingSchedule {
   // Forward bytes a "send only the rows some pattern selects" policy would not send (0 without dilation).
   std::int64_t selected_rows_bytes_saved() const;
 };
+
+// a + b for pair totals: saturates at 2^63 − 1 instead of overflowing. Per-step counts are exact (they throw
+// beyond 64 bits); a total can exceed that at N = 2^30 with replicated queries (≈ 1.4·10^19 pairs per device).
+inline std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
+  std::int64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<std::int64_t>::max() : sum;
+}
 
 // Owner of the chunk device `device` holds at `step`: (device − step) mod P.
 inline int kv_chunk_owner(int step, int device, int ring_size) {
