@@ -2,6 +2,10 @@
 // merge's algebra; edge cases (fully masked rows, huge logits, empty chunks).
 #include <random>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "helpers.hpp"
 #include "ringlab/block_attention.hpp"

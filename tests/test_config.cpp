@@ -1,4 +1,8 @@
 // Invalid configurations: each is rejected with a ConfigError that names the parameter and the value.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "ringlab/attention.hpp"
 #include "ringlab/errors.hpp"

@@ -1,6 +1,10 @@
 // Dilated attention against a brute-force implementation of the definition in docs/semantics.md: an
 // explicit multiplicity matrix C[q, k] (how many of the head's patterns let q see k) and one softmax with
 // those multiplicities. The offsets and head groups are re-derived here from the text, not from dilation.cpp.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "helpers.hpp"
 #include "ringlab/dilation.hpp"

@@ -1,4 +1,8 @@
 // Analytic gradients against central finite differences of L = Σ dO ∘ O in fp64.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "helpers.hpp"
 

@@ -3,6 +3,10 @@
 #include <random>
 #include <set>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "ringlab/dilation.hpp"
 #include "ringlab/schedule.hpp"

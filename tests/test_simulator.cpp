@@ -4,6 +4,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "ringlab/sim/output.hpp"
 

@@ -3,6 +3,10 @@
 // brute force and docs/semantics.md §8; the memory closed forms equal the simulator's ledgers.
 #include <set>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include "catch_compat.hpp"
 #include "ringlab/sim/views.hpp"
 
