@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <future>
+#include <thread>
 #include <limits>
 #include <map>
 #include <queue>
@@ -145,11 +146,13 @@ struct Simulation::State {
   std::optional<double> max_error;
   // The single-device reference the gathered result is checked against; computed on another thread while
   // the simulation runs (it reads only the inputs), so checking costs little wall time on two cores.
-  struct ReferenceResult {
-    AttentionOutput<double> forward;
-    AttentionGradients<double> gradients;
-  };
-  std::future<ReferenceResult> reference;
+  // Forward and backward are published separately, so the simulated forward pass waits only for the
+  // reference forward while the reference backward runs beside the simulated backward pass.
+  std::promise<AttentionOutput<double>> reference_forward_promise;
+  std::promise<AttentionGradients<double>> reference_backward_promise;
+  std::shared_future<AttentionOutput<double>> reference_forward;
+  std::shared_future<AttentionGradients<double>> reference_backward;
+  std::thread reference_thread;
 
   explicit State(SimulationOptions opts) : options(std::move(opts)), config(options.config) {}
 
@@ -227,22 +230,32 @@ struct Simulation::State {
     single.ring = 1;
     single.q_replicated = false;
     const bool with_backward = options.pass != Pass::forward;
-    reference = std::async(std::launch::async, [this, single, with_backward] {
-      const AttentionOptions<double> reference_options{Algorithm::blockwise, options.tiles};
-      ReferenceResult result;
-      result.forward = attention_forward(single, q, k, v, reference_options);
-      if (with_backward)
-        result.gradients =
-            attention_backward(single, q, k, v, result.forward.out, result.forward.lse, dout, reference_options);
-      return result;
+    reference_forward = reference_forward_promise.get_future().share();
+    reference_backward = reference_backward_promise.get_future().share();
+    reference_thread = std::thread([this, single, with_backward] {
+      try {
+        const AttentionOptions<double> reference_options{Algorithm::blockwise, options.tiles};
+        const auto forward = attention_forward(single, q, k, v, reference_options);
+        reference_forward_promise.set_value(forward);
+        reference_backward_promise.set_value(
+            with_backward ? attention_backward(single, q, k, v, forward.out, forward.lse, dout, reference_options)
+                          : AttentionGradients<double>{});
+      } catch (...) {  // surfaces in the simulation thread at get()
+        try {
+          reference_forward_promise.set_exception(std::current_exception());
+        } catch (...) {
+        }
+        try {
+          reference_backward_promise.set_exception(std::current_exception());
+        } catch (...) {
+        }
+      }
     });
   }
 
-  const ReferenceResult& reference_result() {
-    if (reference.valid()) reference_value = reference.get();
-    return reference_value;
+  ~State() {
+    if (reference_thread.joinable()) reference_thread.join();  // it reads q, k, v, dout: finish before they go
   }
-  ReferenceResult reference_value;
 
   // ---- memory --------------------------------------------------------------------------------------------
 
@@ -375,8 +388,8 @@ struct Simulation::State {
       }
     }
     if (pass == 1 && out.data.empty()) {  // backward alone: the saved forward output comes from the reference
-      out = reference_result().forward.out;
-      lse = reference_result().forward.lse;
+      out = reference_forward.get().out;
+      lse = reference_forward.get().lse;
       for (int p = 0; p < P; ++p) {
         data[p].out = gather_rows(out, data[p].q_positions);
         data[p].lse = gather_columns(lse, data[p].q_positions);
@@ -799,7 +812,7 @@ struct Simulation::State {
         scatter_rows(data[p].out, data[p].q_positions, out);
         scatter_columns(data[p].lse, data[p].q_positions, lse);
       }
-      const auto& expected = reference_result().forward;
+      const auto& expected = reference_forward.get();
       max_error = std::max({max_error.value_or(0.0), max_abs(out, expected.out), max_abs(lse, expected.lse)});
       return;
     }
@@ -820,7 +833,7 @@ struct Simulation::State {
         scatter_rows(own_dv, schedule.chunk_positions[p].expand(), dv);
       }
     }
-    const auto& expected = reference_result().gradients;
+    const auto& expected = reference_backward.get();
     max_error = std::max({max_error.value_or(0.0), max_abs(dq, expected.dq), max_abs(dk, expected.dk),
                           max_abs(dv, expected.dv)});
   }
