@@ -1,12 +1,13 @@
 // ringlab_bench_reference — the reference benchmark of issue 2 §5, in one run:
 //
-//   1. memory:     blockwise forward at B=1, N=M=65536, H=1, D=64 (fp32 and fp64): the heap the call adds
-//                  beyond its inputs (operator new/delete and malloc/free are replaced by counting versions,
-//                  heap_counter.cpp), split into outputs (O, LSE) and working memory, plus getrusage max RSS.
-//   2. tile sweep: blockwise forward at one N over a few (Br, Bc) tile sizes; the fastest is "best".
-//   3. rates:      forward GFLOP/s of dense and blockwise (default and best tiles) at N = 1024…8192, H=8, D=64,
+//   1. tile sweep: blockwise forward at one N over a few (Br, Bc) tile sizes; the fastest is "best".
+//   2. rates:      forward GFLOP/s of dense and blockwise (default and best tiles) at N = 1024…8192, H=8, D=64,
 //                  non-causal, fp32 and fp64, beside the Eigen GEMM rate of the same two products per head
 //                  (S = Q·Kᵀ, O = P·V) on the same row-major layouts, in the same thread count.
+//   3. memory:     blockwise forward at B=1, N=M=65536, H=1, D=64 (fp32 and fp64): the heap the call adds
+//                  beyond its inputs (operator new/delete and malloc/free are replaced by counting versions,
+//                  heap_counter.cpp), split into outputs (O, LSE) and working memory, plus getrusage max RSS.
+//                  Last, because it measures no time: the timed parts get the quiet machine the script waited for.
 //
 // FLOPs = 4·N·M·D·H (two GEMMs of 2·N·M·D per head; the softmax is not counted). Time = median of k calls
 // after a warm-up; every result is checked outside the timed call against the fp64 dense output (the oracle)
@@ -156,14 +157,16 @@ class Stopwatch {
   double cpu_start_ = thread_cpu_seconds();
 };
 
-// Waits (up to max_s) until other processes use under 10% of one core over half a second.
-void wait_for_quiet(double max_s) {
+// Waits (up to max_s, and up to what is left of the run's allowance `left_s`) until other processes use under
+// 10% of one core over half a second.
+void wait_for_quiet(double max_s, double& left_s) {
   const auto start = std::chrono::steady_clock::now();
-  while (seconds_since(start) < max_s) {
+  while (seconds_since(start) < std::min(max_s, left_s)) {
     const double busy = machine_busy_seconds();
     usleep(500000);
-    if (machine_busy_seconds() - busy < 0.05) return;
+    if (machine_busy_seconds() - busy < 0.05) break;
   }
+  left_s = std::max(0.0, left_s - seconds_since(start));
 }
 
 struct TimingPolicy {
@@ -173,12 +176,15 @@ struct TimingPolicy {
   double warmup_limit_s = 1.0;   // warm up when a call is expected to take less than this (see measure)
   int max_dropped = 4;           // disturbed calls retaken per row, at most
   double quiet_wait_s = 30;      // before a retake, wait up to this long for the machine to go quiet
+  double quiet_wait_total_s = 180;  // ... and up to this long over the whole run
 };
 
-// A call is disturbed when this process was descheduled during it (CPU < 95% of wall), or, for calls of
-// 0.5 s and more (long enough for /proc/stat's 10 ms ticks), when other processes used over 10% of a core.
+// A call of 0.25 s or more is disturbed when this process was descheduled during it (CPU < 95% of wall) or
+// other processes used over 10% of a core meanwhile (/proc/stat counts 10 ms ticks: too coarse below that).
+// Shorter calls are never retaken: their rows have more calls, and the median absorbs a disturbed one.
 bool disturbed(const CallTime& time) {
-  return time.cpu_s < 0.95 * time.wall_s || (time.wall_s >= 0.5 && time.others_cpu_s > 0.10 * time.wall_s);
+  return time.wall_s >= 0.25 &&
+         (time.cpu_s < 0.95 * time.wall_s || time.others_cpu_s > 0.10 * time.wall_s);
 }
 
 struct Samples {
@@ -206,6 +212,8 @@ struct Samples {
 // the smaller sizes before it. `expected_s` < 0 means unknown (then it warms up). A disturbed call is
 // dropped and retaken once the machine is quiet, up to policy.max_dropped times per row; after that,
 // disturbed calls are kept, and the cpu and other columns show it.
+double quiet_wait_left_s = -1;  // the run's remaining allowance for wait_for_quiet (set in main)
+
 template <class Call>
 Samples measure(Call&& call, const TimingPolicy& policy, double expected_s) {
   Samples samples;
@@ -219,7 +227,7 @@ Samples measure(Call&& call, const TimingPolicy& policy, double expected_s) {
     const CallTime time = call();
     if (disturbed(time) && samples.dropped < policy.max_dropped) {
       ++samples.dropped;
-      wait_for_quiet(policy.quiet_wait_s);
+      wait_for_quiet(policy.quiet_wait_s, quiet_wait_left_s);
       continue;
     }
     samples.seconds.push_back(time.wall_s);
@@ -538,8 +546,8 @@ void measure_memory(i64 seq, i64 head_dim, MemoryResult& result) {
   result.done = true;
 }
 
-// Each dtype runs in its own child process, forked before this process has allocated anything large, so the
-// children's max RSS starts from a small base; the two run at once (memory, not time, is measured here).
+// Each dtype runs in its own child process: fork() resets the child's getrusage counters, so its max RSS is
+// its own. The two run at once (memory, not time, is measured here).
 bool run_memory_section(i64 seq, i64 head_dim) {
   auto* results = static_cast<MemoryResult*>(
       mmap(nullptr, 2 * sizeof(MemoryResult), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
@@ -647,12 +655,14 @@ int main(int argc, char** argv) {
                  "warm up (one untimed call) when a call is expected to take less than this many seconds");
   app.add_option("--max-dropped", policy.max_dropped, "disturbed calls retaken per row, at most");
   app.add_option("--quiet-wait", policy.quiet_wait_s, "before a retake, seconds to wait for the machine to go quiet");
+  app.add_option("--quiet-wait-total", policy.quiet_wait_total_s, "seconds of such waiting over the whole run, at most");
   app.add_flag("--fp64-best", fp64_best,
                "also time fp64 blockwise at the sweep's best tiles at every N (fp32 always is; costs ~30 s)");
   app.add_flag("--skip-memory", skip_memory, "skip the memory measurement");
   app.add_flag("--skip-rates", skip_rates, "skip the tile sweep and the rate table");
   CLI11_PARSE(app, argc, argv);
   policy.max_reps = std::max(policy.max_reps, policy.min_reps);
+  quiet_wait_left_s = policy.quiet_wait_total_s;
   std::vector<TileSizes> candidates;
   try {
     candidates = parse_tiles(tile_texts);
@@ -676,23 +686,16 @@ int main(int argc, char** argv) {
               "to take over %.1f s: it was warmed up at the smaller N); spread = (max - min) / median\n",
               policy.warmup_limit_s);
   std::printf("# clean calls: cpu = this process's CPU / wall time, other = CPU other processes used meanwhile (%% of "
-              "one core); a call with cpu < 95%% or (if >= 0.5 s) other > 10%% is dropped and retaken once the "
-              "machine is quiet, up to %d per row (drop)\n",
-              policy.max_dropped);
+              "one core, 10 ms ticks: meaningful for rows of >= 0.5 s); a call of >= 0.25 s with cpu < 95%% or other "
+              "> 10%% is dropped and retaken once the machine is quiet (drop; at most %d per row and %.0f s of waiting "
+              "per run)\n",
+              policy.max_dropped, policy.quiet_wait_total_s);
   std::printf("# GFLOP/s = 4*N*M*D*H / time (the two GEMMs, 2*N*M*D each per head; softmax not counted); "
               "ratio = GFLOP/s / GEMM GFLOP/s\n");
   std::printf("# max err = max(scaled error of O, of LSE) vs the fp64 dense output on the same inputs "
               "(docs/semantics.md; tolerance fp32 1e-5, fp64 1e-10)\n");
 
   bool all_ok = true;
-  if (!skip_memory) {
-    std::printf("#\n# [memory] blockwise forward, B=1 N=M=%lld H=Hkv=1 D=%lld, default tiles %s; heap counted by replaced "
-                "operator new/delete and malloc/free (Eigen allocates with malloc); fp32 and fp64 in two child "
-                "processes\n",
-                static_cast<long long>(memory_seq), static_cast<long long>(head_dim), tiles_text({}).c_str());
-    all_ok = run_memory_section(memory_seq, head_dim) && all_ok;
-  }
-
   if (!skip_rates) {
     std::printf("#\n# [tile sweep] blockwise forward, N=M=%lld H=%lld D=%lld; speedup vs the default tiles %s\n",
                 static_cast<long long>(sweep_seq), static_cast<long long>(heads), static_cast<long long>(head_dim),
@@ -734,12 +737,31 @@ int main(int argc, char** argv) {
     for (const Row& row : all_rows) wrong += row.wrong();
     all_ok = all_ok && wrong == 0;
     std::printf("# wrong results: %d\n", wrong);
+    int disturbed_rows = 0;
+    for (const Row& row : all_rows) {
+      const bool long_row = row.samples.wall_s >= 0.5;
+      if (row.samples.cpu_share() < 0.95 || (long_row && row.samples.others_share() > 0.10)) {
+        std::printf("# disturbed: N=%lld %s %s %s kept calls with cpu %.0f%%, other %.0f%%: rerun it on a quiet machine\n",
+                    static_cast<long long>(row.seq), row.dtype.c_str(), row.algorithm.c_str(), row.tiles.c_str(),
+                    row.samples.cpu_share() * 100.0, row.samples.others_share() * 100.0);
+        ++disturbed_rows;
+      }
+    }
+    std::printf("# disturbed rows: %d\n", disturbed_rows);
     std::printf("# target: blockwise fp32 forward >= 50%% of the Eigen GEMM rate\n");
     for (const Row& row : all_rows)
       if (row.dtype == "fp32" && row.algorithm == "blockwise")
         std::printf("#   N=%-6lld tiles %-8s ratio %.3f  %s\n", static_cast<long long>(row.seq), row.tiles.c_str(),
                     row.gflops() / row.gemm_gflops, row.gflops() / row.gemm_gflops >= 0.5 ? "met" : "MISSED");
   }
+  if (!skip_memory) {
+    std::printf("#\n# [memory] blockwise forward, B=1 N=M=%lld H=Hkv=1 D=%lld, default tiles %s; heap counted by replaced "
+                "operator new/delete and malloc/free (Eigen allocates with malloc); fp32 and fp64 in two child "
+                "processes\n",
+                static_cast<long long>(memory_seq), static_cast<long long>(head_dim), tiles_text({}).c_str());
+    all_ok = run_memory_section(memory_seq, head_dim) && all_ok;
+  }
+
   std::printf("# total run time %.1f s; %s\n", seconds_since(run_start), all_ok ? "all checks passed" : "CHECKS FAILED");
   return all_ok ? 0 : 1;
 }
