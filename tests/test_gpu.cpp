@@ -28,6 +28,7 @@
 #include <sstream>
 
 #include "catch_compat.hpp"
+#include "gpu_test_helpers.hpp"
 #include "helpers.hpp"
 #include "ringlab/block_attention.hpp"
 #include "ringlab/dilation.hpp"
@@ -74,55 +75,14 @@ namespace {
 using gpu::DType;
 using i64 = std::int64_t;
 
-// ---- host ↔ device --------------------------------------------------------------------------------------
-
-// x rounded to the dtype (round to nearest even), kept in double.
-Tensor<double> rounded(const Tensor<double>& tensor, DType dtype) {
-  Tensor<double> result = tensor;
-  for (double& x : result.data) x = gpu::round_to(dtype, static_cast<float>(x));
-  return result;
-}
-
-struct DeviceArray {
-  gpu::DeviceBuffer buffer;
-  gpu::DeviceTensor tensor;
-};
-
-// A [B, rows, heads, D] tensor on the device in `dtype` (values already representable, or rounded here).
-DeviceArray to_device(const Tensor<double>& host, DType dtype) {
-  std::vector<float> values(host.data.begin(), host.data.end());
-  std::vector<unsigned char> bytes(values.size() * gpu::size_of(dtype));
-  gpu::encode(dtype, values, bytes.data());
-  DeviceArray array{gpu::DeviceBuffer(bytes.size()), {}};
-  array.buffer.upload(bytes.data(), bytes.size());
-  array.tensor = {array.buffer.data(), dtype, host.shape[0], host.shape[1], host.shape[2], host.shape[3]};
-  return array;
-}
-
-// An uninitialised device tensor filled with 0xFF bytes: NaN in fp32, fp16 and bf16.
-DeviceArray poisoned(std::vector<i64> shape, DType dtype) {
-  const i64 count = shape[0] * shape[1] * shape[2] * shape[3];
-  DeviceArray array{gpu::DeviceBuffer(static_cast<std::size_t>(count) * gpu::size_of(dtype)), {}};
-  array.buffer.fill(0xFF);
-  array.tensor = {array.buffer.data(), dtype, shape[0], shape[1], shape[2], shape[3]};
-  return array;
-}
-
-Tensor<double> to_host(const gpu::DeviceBuffer& buffer, DType dtype, std::vector<i64> shape) {
-  Tensor<double> host(std::move(shape));
-  std::vector<unsigned char> bytes(host.data.size() * gpu::size_of(dtype));
-  buffer.download(bytes.data(), bytes.size());
-  std::vector<float> values(host.data.size());
-  gpu::decode(dtype, bytes.data(), values);
-  host.data.assign(values.begin(), values.end());
-  return host;
-}
-
 // ---- one problem, its GPU result and its expected values ------------------------------------------------
 
-struct Outputs {
-  Tensor<double> out, lse, dq, dk, dv;
-};
+using testing::DeviceArray;
+using testing::poisoned;
+using testing::rounded;
+using testing::to_device;
+using testing::to_host;
+using Outputs = testing::GpuOutputs;
 
 // A block pair: Q [B, n, H, D] at q_positions, K, V [B, m, Hkv, D] at k_positions, inputs already rounded
 // to the dtype. `patterns` are the masks of a dilated config (⊕-merged in forward, summed in backward) or

@@ -6,7 +6,7 @@
 // striped is compared with them. The ring's internal buffers and the gathered outputs are poisoned (NaN)
 // first. Tolerance policy as tests/test_gpu.cpp (docs/semantics.md §11): O, dQ, dK, dV ≤ 2 × the naive
 // same-precision baseline's error (our fp32 dQ/dK/dV rounded to the dtype as gpu::convert would), LSE ≤
-// max(2 × baseline, 1e-5). The small host ↔ device helpers are copies of tests/test_gpu.cpp's.
+// max(2 × baseline, 1e-5). The host ↔ device helpers are shared with tests/test_gpu.cpp (gpu_test_helpers.hpp).
 // gpu::run_nccl_ring (a thread per GPU, NCCL send/recv) is checked the same way where there are ≥ 2 GPUs
 // (tag [nccl]; run it with NCCL_NVLS_ENABLE=0).
 #include <cmath>
@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "catch_compat.hpp"
+#include "gpu_test_helpers.hpp"
 #include "helpers.hpp"
 #include "ringlab/attention.hpp"
 #include "ringlab/errors.hpp"
@@ -31,48 +32,12 @@ namespace {
 using gpu::DType;
 using i64 = std::int64_t;
 
-Tensor<double> rounded(const Tensor<double>& tensor, DType dtype) {
-  Tensor<double> result = tensor;
-  for (double& x : result.data) x = gpu::round_to(dtype, static_cast<float>(x));
-  return result;
-}
-
-struct DeviceArray {
-  gpu::DeviceBuffer buffer;
-  gpu::DeviceTensor tensor;
-};
-
-DeviceArray to_device(const Tensor<double>& host, DType dtype) {
-  std::vector<float> values(host.data.begin(), host.data.end());
-  std::vector<unsigned char> bytes(values.size() * gpu::size_of(dtype));
-  gpu::encode(dtype, values, bytes.data());
-  DeviceArray array{gpu::DeviceBuffer(bytes.size()), {}};
-  array.buffer.upload(bytes.data(), bytes.size());
-  array.tensor = {array.buffer.data(), dtype, host.shape[0], host.shape[1], host.shape[2], host.shape[3]};
-  return array;
-}
-
-DeviceArray poisoned(std::vector<i64> shape, DType dtype) {
-  const i64 count = shape[0] * shape[1] * shape[2] * shape[3];
-  DeviceArray array{gpu::DeviceBuffer(static_cast<std::size_t>(count) * gpu::size_of(dtype)), {}};
-  array.buffer.fill(0xFF);
-  array.tensor = {array.buffer.data(), dtype, shape[0], shape[1], shape[2], shape[3]};
-  return array;
-}
-
-Tensor<double> to_host(const gpu::DeviceBuffer& buffer, DType dtype, std::vector<i64> shape) {
-  Tensor<double> host(std::move(shape));
-  std::vector<unsigned char> bytes(host.data.size() * gpu::size_of(dtype));
-  buffer.download(bytes.data(), bytes.size());
-  std::vector<float> values(host.data.size());
-  gpu::decode(dtype, bytes.data(), values);
-  host.data.assign(values.begin(), values.end());
-  return host;
-}
-
-struct Outputs {
-  Tensor<double> out, lse, dq, dk, dv;
-};
+using testing::DeviceArray;
+using testing::poisoned;
+using testing::rounded;
+using testing::to_device;
+using testing::to_host;
+using Outputs = testing::GpuOutputs;
 
 struct Expected {
   Outputs reference;
