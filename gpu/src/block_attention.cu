@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "element.cuh"
 #include "cuda_check.cuh"
 #include "kernels.cuh"
 #include "ringlab/errors.hpp"
@@ -18,18 +19,6 @@ namespace {
 
 // ---- small element-wise kernels ---------------------------------------------------------------------------
 
-template <class Element>
-__device__ float to_float(Element x) {
-  if constexpr (std::is_same_v<Element, float>) return x;
-  else if constexpr (std::is_same_v<Element, __half>) return __half2float(x);
-  else return __bfloat162float(x);
-}
-template <class Element>
-__device__ Element from_float(float x) {
-  if constexpr (std::is_same_v<Element, float>) return x;
-  else if constexpr (std::is_same_v<Element, __half>) return __float2half_rn(x);
-  else return __float2bfloat16_rn(x);
-}
 
 // O = 0, LSE = −∞ on the query rows that strided dilation does not visit (position not selected by the
 // head's pattern). One block per (row, batch): which heads skip the row is decided once per head (two
@@ -62,7 +51,7 @@ __global__ void output_gradient_dot_kernel(const Element* dout, const Element* o
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (row >= batch * rows * heads) return;
   float sum = 0.0f;
-  for (int x = lane; x < head_dim; x += 32) sum += to_float(dout[row * head_dim + x]) * to_float(out[row * head_dim + x]);
+  for (int x = lane; x < head_dim; x += 32) sum += widen(dout[row * head_dim + x]) * widen(out[row * head_dim + x]);
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
   if (lane == 0) {
     const i64 h = row % heads, r = row / heads % rows, b = row / (heads * rows);
@@ -74,7 +63,7 @@ template <class From, class To>
 __global__ void convert_kernel(const From* from, To* to, i64 count) {
   for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += static_cast<i64>(gridDim.x) * blockDim.x)
-    to[i] = from_float<To>(to_float(from[i]));
+    to[i] = narrow<To>(widen(from[i]));
 }
 
 unsigned blocks_for(i64 threads, int per_block) { return static_cast<unsigned>((threads + per_block - 1) / per_block); }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "element.cuh"
 #include "cuda_check.cuh"
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
@@ -30,18 +31,6 @@ __global__ void lse_merge_kernel(float* __restrict__ out,              // [rows,
 
 
 // The device API on [B, n, H, D] outputs: one warp per (batch, row, head), arithmetic in fp32.
-template <class Element>
-__device__ float widen(Element x) {
-  if constexpr (std::is_same_v<Element, float>) return x;
-  else if constexpr (std::is_same_v<Element, __half>) return __half2float(x);
-  else return __bfloat162float(x);
-}
-template <class Element>
-__device__ Element narrow(float x) {
-  if constexpr (std::is_same_v<Element, float>) return x;
-  else if constexpr (std::is_same_v<Element, __half>) return __float2half_rn(x);
-  else return __float2bfloat16_rn(x);
-}
 
 template <class Element>
 __global__ void lse_merge_tensor_kernel(Element* __restrict__ out, float* __restrict__ lse,

@@ -9,6 +9,7 @@
 #include <string>
 #include <type_traits>
 
+#include "element.cuh"
 #include "cuda_check.cuh"
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
@@ -33,12 +34,6 @@ void fill(float* values, i64 count, float value, cudaStream_t stream) {
   RINGLAB_CUDA_CHECK(cudaGetLastError());
 }
 
-template <class Element>
-__device__ float widen(Element x) {
-  if constexpr (std::is_same_v<Element, float>) return x;
-  else if constexpr (std::is_same_v<Element, __half>) return __half2float(x);
-  else return __bfloat162float(x);
-}
 
 // (acc, lse) ← (acc, lse) ⊕ (part, part_lse) with an fp32 accumulator: acc [B, n, H, D] fp32, part in the
 // input dtype, LSE [B, H, n]. One warp per (b, i, h). Keeping the running O in fp32 avoids rounding it to
