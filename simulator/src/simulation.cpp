@@ -49,18 +49,33 @@ struct Message {
   i64 extra_delay_ns = 0;
 };
 
-std::uint64_t fnv1a(std::uint64_t hash, const void* data, std::size_t size) {
+// FNV-1a over 64-bit words, in four interleaved lanes so the multiplies do not form one long dependency
+// chain (byte-wise FNV-1a took a third of compute mode's simulation thread). Each lane step
+// h ← (h ⊕ w)·prime is a bijection of h for a fixed word w, so changing any one word changes its lane and
+// the result: a flipped payload bit is always detected.
+constexpr std::uint64_t fnv_offset = 0xcbf29ce484222325ULL, fnv_prime = 0x100000001b3ULL;
+
+std::uint64_t fnv1a_words(std::uint64_t hash, const void* data, std::size_t size) {
   const auto* bytes = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
-  return hash;
+  std::uint64_t lanes[4] = {hash, hash ^ 1, hash ^ 2, hash ^ 3};
+  std::size_t i = 0;
+  for (; i + 32 <= size; i += 32)
+    for (int lane = 0; lane < 4; ++lane) {
+      std::uint64_t word;
+      std::memcpy(&word, bytes + i + 8 * lane, sizeof(word));
+      lanes[lane] = (lanes[lane] ^ word) * fnv_prime;
+    }
+  for (; i < size; ++i) lanes[0] = (lanes[0] ^ bytes[i]) * fnv_prime;  // the tail, byte by byte
+  std::uint64_t combined = fnv_offset;
+  for (const std::uint64_t lane : lanes) combined = (combined ^ lane) * fnv_prime;
+  return combined;
 }
 
 std::uint64_t message_checksum(const Message& m) {
-  std::uint64_t hash = 0xcbf29ce484222325ULL;
   const i64 header[] = {m.from, m.to, m.pass, m.needed_at_step, static_cast<i64>(m.kind), m.sequence, m.owner};
-  hash = fnv1a(hash, header, sizeof(header));
-  hash = fnv1a(hash, &m.token, sizeof(m.token));
-  return fnv1a(hash, m.payload.data(), m.payload.size() * sizeof(double));
+  std::uint64_t hash = fnv1a_words(fnv_offset, header, sizeof(header));
+  hash = fnv1a_words(hash, &m.token, sizeof(m.token));
+  return fnv1a_words(hash, m.payload.data(), m.payload.size() * sizeof(double));
 }
 
 struct Event {
