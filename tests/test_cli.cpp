@@ -458,6 +458,90 @@ TEST_CASE("ringlab simulate: report, trace, config file, faults and exit codes",
   }
 }
 
+TEST_CASE("ringlab simulate --backend gpu: refused flags, then the ring on a GPU or a clear no-GPU error",
+          "[cli][simulate]") {
+  TempDir temp;
+  SECTION("bad --backend / --dtype / --iters and simulator-only flags exit 2 naming the flag, in every build") {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+        {{"--backend", "bogus"}, "--backend"},
+        {{"--backend", "gpu", "--mode", "analytic"}, "--mode"},
+        {{"--backend", "gpu", "--inject", "drop@1:1"}, "simulator-only"},
+        {{"--backend", "gpu", "--scheme", "flash"}, "--scheme"},
+        {{"--backend", "gpu", "--memory-budget", "1"}, "--memory-budget"},
+        {{"--backend", "gpu", "--trace", (temp.path / "trace.json").string()}, "--trace"},
+        {{"--backend", "gpu", "--bytes-per-element", "4"}, "--bytes-per-element"},
+        {{"--backend", "gpu", "--dtype", "fp32"}, "--dtype"},
+        {{"--backend", "gpu", "--iters", "0"}, "--iters"},
+        {{"--dtype", "fp16"}, "--backend gpu"},  // GPU-only flags with the CPU simulator
+        {{"--iters", "3"}, "--backend gpu"},
+    };
+    for (const auto& [flags, named] : bad) {
+      const Result result = run_cli(concat({"simulate", "--seq", "256", "--ring", "4"}, flags), temp.path);
+      INFO(joined(flags) << ": " << result.all());
+      CHECK(result.code == 2);
+      CHECK(contains(result.err, named));
+      CHECK(contains(result.err, "ringlab simulate: error: "));
+      CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+      CHECK(result.out.empty());
+      CHECK(!looks_like_a_crash(result.all()));
+    }
+    const fs::path existing = temp.path / "existing.json";
+    write_file(existing, "mine");
+    const Result refused = run_cli({"simulate", "--backend", "gpu", "--report-json", existing.string()}, temp.path);
+    CHECK(refused.code == 2);
+    CHECK(contains(refused.err, "--force"));
+    CHECK(read_file(existing) == "mine");
+  }
+  SECTION("the tiny ring: measured beside predicted where there is a GPU, exit 2 naming the missing GPU elsewhere") {
+    const fs::path report = temp.path / "gpu-report.json";
+    const Result run = run_cli({"simulate", "--backend", "gpu", "--seq", "1024", "--ring", "4", "--heads", "2",
+                                "--head-dim", "64", "--causal", "--pass", "both", "--iters", "3", "--report-json",
+                                report.string()},
+                               temp.path);
+    INFO(run.all());
+    CHECK(!looks_like_a_crash(run.all()));
+#if !RINGLAB_CLI_WITH_GPU
+    CHECK(run.code == 2);
+    CHECK(run.err ==
+          "ringlab simulate: error: ringlab was built without GPU support (configure with -DRINGLAB_BUILD_GPU=ON)\n");
+    CHECK(!fs::exists(report));
+#else
+    if (contains(run.err, "no CUDA device")) {  // this machine has none (CI, the development machine)
+      CHECK(run.code == 2);
+      CHECK(contains(run.err, "ringlab simulate: error: no CUDA device: --backend gpu needs one"));
+      CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
+      CHECK(run.out.empty());
+      CHECK(!fs::exists(report));
+      return;
+    }
+    REQUIRE(run.code == 0);
+    for (const char* text : {"Correctness (measured)", "Memory per virtual device", "Time per pass", "(measured)",
+                             "(predicted)", "virtual ring", "dense kernel", "ledger peak", "report written to"})
+      CHECK(contains(run.out, text));
+    const auto json = nlohmann::json::parse(read_file(report));
+    CHECK(json["backend"] == "gpu");
+    CHECK(json["dtype"] == "bf16");
+    CHECK(json["config"]["seq"] == 1024);
+    CHECK(json["measured"]["within_bound"] == true);
+    for (const char* quantity : {"O", "LSE", "dQ", "dK", "dV"}) {
+      INFO(quantity);
+      REQUIRE(json["measured"]["relative_difference_vs_single_kernel"][quantity].is_number());
+      CHECK(json["measured"]["relative_difference_vs_single_kernel"][quantity].get<double>() <= 2e-2);
+    }
+    for (const char* pass : {"forward", "backward"}) {
+      INFO(pass);
+      CHECK(json["measured"]["time"][pass]["virtual_ring_ms"].get<double>() > 0);
+      CHECK(json["measured"]["time"][pass]["dense_kernel_ms"].get<double>() > 0);
+      CHECK(json["predicted"]["time"][pass]["ring_makespan_ns"].get<double>() > 0);
+    }
+    REQUIRE(json["predicted"]["ledger_peak_bytes_per_device"].size() == 4);
+    // The ring holds both passes' buffers at once, the ledger one pass's: never less than the ledger's peak.
+    for (const auto& peak : json["predicted"]["ledger_peak_bytes_per_device"])
+      CHECK(json["measured"]["bytes_per_device"].get<double>() >= peak.get<double>());
+#endif
+  }
+}
+
 TEST_CASE("docs/memory-table.md holds exactly what ringlab simulate --memory-table prints", "[cli][docs]") {
   TempDir temp;
   const Result table = run_cli({"simulate", "--memory-table"}, temp.path);

@@ -1,7 +1,8 @@
 // ringlab simulate: P virtual devices running the ring schedule (simulator/, docs/simulator.md). With no
 // flags it runs the built-in teaching scenario; prints the per-device tables and the memory comparison,
 // writes --trace (Chrome/Perfetto) and --report-json. Exit 3 when an injected fault or the memory budget
-// stopped the run (detected, named), 2 for unusable input.
+// stopped the run (detected, named), 2 for unusable input. `--backend gpu` runs the ring on one GPU instead,
+// beside the simulator's analytic twin (simulate_gpu.cpp).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include "config_flags.hpp"
 #include "ringlab/errors.hpp"
 #include "ringlab/sim/output.hpp"
+#include "simulate_gpu.hpp"
 
 namespace ringlab::cli {
 namespace {
@@ -77,6 +79,9 @@ struct SimulateFlags {
   std::unique_ptr<ConfigFlags> config;
   std::string mode = "compute", scheme = "ring", pass = "forward", device_preset = "H100-SXM", device_file;
   std::string overlap = "on", trace, report_json;
+  std::string backend = "cpu", dtype = "bf16";
+  int iters = 10;
+  const CLI::App* app = nullptr;  // the subcommand, to tell flags given from defaults
   std::vector<std::string> injections;
   int devices_per_node = 8;
   std::int64_t bytes_per_element = 2, tile_rows = 64, tile_columns = 128;
@@ -113,6 +118,51 @@ sim::SimulationOptions options_from(const SimulateFlags& flags) {
   options.tiles = {flags.tile_rows, flags.tile_columns};
   options.seed = flags.seed;
   return options;
+}
+
+bool given(const SimulateFlags& flags, const std::string& flag) { return flags.app->count(flag) > 0; }
+
+// The last value a flag was given ("true" for a switch), for error messages.
+std::string given_value(const SimulateFlags& flags, const std::string& flag) {
+  const auto results = flags.app->get_option(flag)->results();
+  return results.empty() ? "true" : results.back();
+}
+
+// --backend cpu | gpu, and the flags that only one of them honours: refused, never silently ignored.
+bool gpu_backend_chosen(const SimulateFlags& flags) {
+  if (flags.backend != "cpu" && flags.backend != "gpu")
+    throw ConfigError("--backend", "'" + flags.backend + "'", "valid values are cpu (the simulator), gpu (the ring on "
+                                                               "one GPU beside the simulator's prediction)");
+  if (flags.dtype != "bf16" && flags.dtype != "fp16")
+    throw ConfigError("--dtype", "'" + flags.dtype + "'", "valid values are bf16, fp16 (--backend gpu)");
+  const bool gpu = flags.backend == "gpu";
+  if (!gpu) {
+    for (const char* flag : {"--dtype", "--iters"})
+      if (given(flags, flag))
+        throw ConfigError(flag, given_value(flags, flag),
+                          "applies to --backend gpu only (the simulator computes in fp64; --bytes-per-element sets "
+                          "the element size of its memory accounting)");
+    return false;
+  }
+  if (sim::parse_mode(flags.mode) == sim::Mode::analytic)
+    throw ConfigError("--mode", "analytic", "--backend gpu always computes on the GPU (it runs the simulator's "
+                                            "analytic twin itself for the predictions); drop --mode or use --backend "
+                                            "cpu");
+  if (sim::parse_scheme(flags.scheme) != sim::Scheme::ring)
+    throw ConfigError("--scheme", flags.scheme, "--backend gpu runs the ring (and times the single-GPU kernel beside "
+                                                "it); flash and dense are simulator-only (--backend cpu)");
+  if (!flags.injections.empty())
+    throw ConfigError("--inject", flags.injections.front(), "fault injection is simulator-only (--backend cpu); "
+                                                            "the GPU ring has no faults to inject");
+  for (const char* flag : {"--memory-budget", "--timeout-ms", "--delay-us", "--tile-rows", "--tile-columns", "--trace",
+                           "--send-selected-rows"})
+    if (given(flags, flag))
+      throw ConfigError(flag, given_value(flags, flag), "simulator-only (--backend cpu); --backend gpu does not use it");
+  if (given(flags, "--bytes-per-element") && flags.bytes_per_element != kGpuBackendElementBytes)
+    throw ConfigError("--bytes-per-element", std::to_string(flags.bytes_per_element),
+                      "--backend gpu uses its --dtype's size (bf16, fp16: 2)");
+  if (flags.iters < 1) throw ConfigError("--iters", std::to_string(flags.iters), "must be >= 1");
+  return true;
 }
 
 // Markdown table of per-device memory for the scenarios the seed documents quote (docs/memory-table.md).
@@ -182,11 +232,22 @@ int run_simulate(SimulateFlags& flags) {
     fmt::print("{}", memory_table());
     return 0;
   }
+  const bool gpu = gpu_backend_chosen(flags);
   const sim::SimulationOptions options = options_from(flags);
   // Refuse to overwrite outputs before spending any time.
   for (const auto& [path, flag] : {std::pair{flags.trace, "--trace"}, std::pair{flags.report_json, "--report-json"}})
     if (!path.empty() && std::filesystem::exists(path) && !flags.force)
       throw InputError(std::string(flag) + " " + path + ": the file exists; add --force to overwrite it");
+  if (gpu) {
+    GpuSimulateRequest request;
+    request.twin = options;
+    request.dtype = flags.dtype;
+    request.iters = flags.iters;
+    request.seed = flags.seed;
+    request.report_json = flags.report_json;
+    request.force = flags.force;
+    return run_simulate_gpu(request);
+  }
 
   const bool show_progress = flags.progress && isatty(fileno(stdout));
   const auto started = std::chrono::steady_clock::now();
@@ -240,7 +301,9 @@ Command add_simulate_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand(
       "simulate",
       "Simulate P virtual devices running ring attention: memory per device, compute/communication timeline, "
-      "faults. With no flags: causal attention, N = 8192, P = 8, H = 8, D = 64, zigzag, compute mode.");
+      "faults. With no flags: causal attention, N = 8192, P = 8, H = 8, D = 64, zigzag, compute mode. "
+      "--backend gpu: the ring on one GPU beside the simulator's prediction.");
+  flags->app = app;
   flags->config = std::make_unique<ConfigFlags>(*app, teaching_scenario());
   const std::string run_group = "Simulation";
   app->add_option("--mode", flags->mode, "compute (real fp64 tensors, compared with dense) or analytic (no tensors, "
@@ -271,7 +334,17 @@ Command add_simulate_command(CLI::App& parent) {
   app->add_option("--delay-us", flags->delay_us, "extra latency of a delay fault, us [1000]")->group(run_group);
   app->add_option("--tile-rows", flags->tile_rows, "compute mode: query rows per tile Br [64]")->group(run_group);
   app->add_option("--tile-columns", flags->tile_columns, "compute mode: key rows per tile Bc [128]")->group(run_group);
-  app->add_option("--seed", flags->seed, "compute mode: seed of the N(0,1) inputs [0]")->group(run_group);
+  app->add_option("--seed", flags->seed, "compute mode and --backend gpu: seed of the N(0,1) inputs [0]")
+      ->group(run_group);
+  const std::string gpu_group = "GPU backend";
+  app->add_option("--backend", flags->backend, "cpu: the simulator; gpu: the ring on one GPU (gpu::VirtualRing, P "
+                                                "virtual devices) against the single-GPU kernel, beside the "
+                                                "simulator's prediction (docs/simulator.md) [cpu]")
+      ->group(gpu_group);
+  app->add_option("--dtype", flags->dtype, "--backend gpu: element type of Q, K, V, O, dO: bf16 or fp16 [bf16]")
+      ->group(gpu_group);
+  app->add_option("--iters", flags->iters, "--backend gpu: timed runs after one warm-up; the median is reported [10]")
+      ->group(gpu_group);
   const std::string output_group = "Output";
   app->add_option("--trace", flags->trace, "write a Chrome/Perfetto trace-event JSON file")->group(output_group);
   app->add_option("--report-json", flags->report_json, "write the report as JSON")->group(output_group);
