@@ -23,6 +23,7 @@
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/memory.hpp"
+#include "ringlab/gpu/nccl_ring.hpp"
 #include "ringlab/gpu/ring.hpp"
 
 using namespace ringlab;
@@ -244,6 +245,7 @@ TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[g
   }
   std::vector<int> rings{2};
   if (gpu::device_count() >= 4) rings.push_back(4);
+  if (gpu::device_count() >= 8) rings.push_back(8);
   std::uint64_t seed = 700;
   for (const auto& [config, dtype] : specs) {
     auto raw = testing::random_inputs(config, ++seed);

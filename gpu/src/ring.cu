@@ -1,5 +1,6 @@
-// The ring driver (issue 6): VirtualRing over the shared RingSchedule, CopyTransport for P virtual
-// devices on one GPU. See include/ringlab/gpu/ring.hpp and docs/gpu-rings.md.
+// The ring driver (issue 6): one per-rank driver over the shared RingSchedule (ring_driver.cuh), the
+// CopyTransport and VirtualRing (P virtual devices on one GPU). gpu::NcclRing (nccl_ring.cu) runs the same
+// driver with an NCCL transport. See include/ringlab/gpu/ring.hpp and docs/gpu-rings.md.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -9,17 +10,16 @@
 #include <string>
 #include <type_traits>
 
-#include "element.cuh"
 #include "cuda_check.cuh"
+#include "element.cuh"
+#include "ring_driver.cuh"
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
-#include "ringlab/gpu/ring.hpp"
 #include "ringlab/mask.hpp"
 
 namespace ringlab::gpu {
+namespace detail {
 namespace {
-
-using i64 = std::int64_t;
 
 __global__ void fill_kernel(float* __restrict__ values, i64 count, float value) {
   for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < count;
@@ -74,8 +74,100 @@ void merge_f32(float* acc, float* lse, const void* part, DType dtype, const floa
   RINGLAB_CUDA_CHECK(cudaGetLastError());
 }
 
-// Rows of a [B, rows, heads, D] tensor: whole tensor (`whole_rows` rows, positions 0..) ↔ a shard holding
-// the rows at `positions` (in order). One strided 2-D copy per (batch, run).
+}  // namespace
+
+// ---- RingProblem, EventPool, RingRank ---------------------------------------------------------------------
+
+RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, const char* who)
+    : config(config_in), dtype(dtype_in) {
+  config.validate();
+  const std::string where = std::string("the GPU ring (") + who + ")";
+  if (config.dilated())
+    throw ConfigError("dilation", std::to_string(config.dilation.size()) + " pattern(s)", where + " supports no dilation yet");
+  if (config.q_replicated) throw ConfigError("q_replicated", "true", where + " shards queries (q_replicated = false)");
+  if (config.kv_seq != config.seq || config.q_start != 0)
+    throw ConfigError("kv_seq/q_start", std::to_string(config.kv_seq) + "/" + std::to_string(config.q_start),
+                      where + " needs self-attention: kv_seq = seq, q_start = 0");
+  schedule = make_ring_schedule(config, ScheduleOptions{static_cast<i64>(size_of(dtype))});
+  mask = HeadMasks(MaskPredicate{BandMask::from(config), std::nullopt});
+  scale = static_cast<float>(config.tau());
+  for (int p = 0; p < schedule.ring_size; ++p) {
+    const i64 rows = schedule.chunk_positions[p].size();
+    if (rows == 0)
+      throw ConfigError("seq", std::to_string(config.seq),
+                        "every device of " + where + " must own a token (device " + std::to_string(p) +
+                            " owns none with P = " + std::to_string(schedule.ring_size) + ")");
+    max_rows = std::max(max_rows, rows);
+  }
+}
+
+EventPool::~EventPool() {
+  for (cudaEvent_t e : events_) cudaEventDestroy(e);
+}
+
+cudaEvent_t EventPool::record(cudaStream_t stream) {
+  if (next_ == events_.size()) {
+    cudaEvent_t e = nullptr;
+    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    events_.push_back(e);
+  }
+  cudaEvent_t e = events_[next_++];
+  RINGLAB_CUDA_CHECK(cudaEventRecord(e, stream));
+  return e;
+}
+
+RingRank::RingRank(const RingProblem& problem, int rank_) : rank(rank_) {
+  const AttentionConfig& c = problem.config;
+  const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
+  const auto es = static_cast<i64>(size_of(problem.dtype));
+  auto bytes = [](i64 n) { return static_cast<std::size_t>(n); };
+  positions = problem.schedule.chunk_positions[rank];
+  rows = positions.size();
+  const i64 n = rows, m = problem.max_rows;
+  q = DeviceBuffer(bytes(B * n * H * D * es));
+  k_home = DeviceBuffer(bytes(B * n * Hkv * D * es));
+  v_home = DeviceBuffer(bytes(B * n * Hkv * D * es));
+  for (int i = 0; i < 2; ++i) {
+    k[i] = DeviceBuffer(bytes(B * m * Hkv * D * es));
+    v[i] = DeviceBuffer(bytes(B * m * Hkv * D * es));
+    dk[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+    dv[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+  }
+  acc = DeviceBuffer(bytes(B * n * H * D * 4));
+  out = DeviceBuffer(bytes(B * n * H * D * es));
+  lse = DeviceBuffer(bytes(B * H * n * 4));
+  partial_out = DeviceBuffer(bytes(B * n * H * D * es));
+  partial_lse = DeviceBuffer(bytes(B * H * n * 4));
+  dout = DeviceBuffer(bytes(B * n * H * D * es));
+  delta = DeviceBuffer(bytes(B * H * n * 4));
+  dq = DeviceBuffer(bytes(B * n * H * D * 4));
+  dk_home = DeviceBuffer(bytes(B * n * Hkv * D * 4));
+  dv_home = DeviceBuffer(bytes(B * n * Hkv * D * 4));
+  RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+}
+
+RingRank::~RingRank() {
+  if (stream) {
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+  }
+}
+
+std::vector<const DeviceBuffer*> RingRank::buffers() const {
+  return {&q,   &k_home,      &v_home,      &k[0], &k[1],  &v[0], &v[1],  &acc,  &out,     &lse,    &partial_out,
+          &partial_lse, &dout, &delta, &dq,    &dk[0], &dk[1], &dv[0], &dv[1], &dk_home, &dv_home};
+}
+
+std::size_t RingRank::bytes() const {
+  std::size_t total = 0;
+  for (const DeviceBuffer* b : buffers()) total += b->bytes();
+  return total;
+}
+
+void RingRank::poison(cudaStream_t on) {
+  for (const DeviceBuffer* b : buffers()) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
+}
+
 void copy_rows(const PositionSet& positions, i64 batch, i64 whole_rows, i64 row_bytes, const void* from, void* to,
                bool to_shard, cudaStream_t stream) {
   const i64 shard_rows = positions.size();
@@ -96,100 +188,286 @@ void copy_rows(const PositionSet& positions, i64 batch, i64 whole_rows, i64 row_
   }
 }
 
+namespace {
+
+void require(const ConstDeviceTensor& t, DType dtype, const AttentionConfig& c, i64 heads, const std::string& what) {
+  if (t.dtype != dtype || t.batch != c.batch || t.rows != c.seq || t.heads != heads || t.head_dim != c.head_dim)
+    throw InputError(what + " must be [B, N, heads, D] = [" + std::to_string(c.batch) + ", " + std::to_string(c.seq) +
+                     ", " + std::to_string(heads) + ", " + std::to_string(c.head_dim) + "] in " + to_string(dtype) +
+                     " (got [" + std::to_string(t.batch) + ", " + std::to_string(t.rows) + ", " + std::to_string(t.heads) +
+                     ", " + std::to_string(t.head_dim) + "] in " + to_string(t.dtype) + ")");
+}
+
 }  // namespace
+
+void RingRank::load(const RingProblem& problem, ConstDeviceTensor q_whole, ConstDeviceTensor k_whole,
+                    ConstDeviceTensor v_whole, cudaStream_t on) {
+  const AttentionConfig& c = problem.config;
+  require(q_whole, problem.dtype, c, c.heads, "load: q");
+  require(k_whole, problem.dtype, c, c.kv_heads, "load: k");
+  require(v_whole, problem.dtype, c, c.kv_heads, "load: v");
+  const auto es = static_cast<i64>(size_of(problem.dtype));
+  copy_rows(positions, c.batch, c.seq, c.heads * c.head_dim * es, q_whole.data, q.data(), true, on);
+  copy_rows(positions, c.batch, c.seq, c.kv_heads * c.head_dim * es, k_whole.data, k_home.data(), true, on);
+  copy_rows(positions, c.batch, c.seq, c.kv_heads * c.head_dim * es, v_whole.data, v_home.data(), true, on);
+}
+
+void RingRank::load_output_gradient(const RingProblem& problem, ConstDeviceTensor dout_whole, cudaStream_t on) {
+  const AttentionConfig& c = problem.config;
+  require(dout_whole, problem.dtype, c, c.heads, "load_output_gradient: dout");
+  const auto es = static_cast<i64>(size_of(problem.dtype));
+  copy_rows(positions, c.batch, c.seq, c.heads * c.head_dim * es, dout_whole.data, dout.data(), true, on);
+}
+
+void RingRank::gather_output(const RingProblem& problem, DeviceTensor out_whole, float* lse_whole, cudaStream_t on) const {
+  const AttentionConfig& c = problem.config;
+  require(out_whole, problem.dtype, c, c.heads, "gather_output: out");
+  const i64 B = c.batch, N = c.seq, H = c.heads, D = c.head_dim;
+  const auto es = static_cast<i64>(size_of(problem.dtype));
+  copy_rows(positions, B, N, H * D * es, out.data(), out_whole.data, false, on);
+  // LSE [B, H, n]: position is the last index; one strided copy of 4-byte rows per (b, h, run).
+  for (i64 bh = 0; bh < B * H; ++bh) {
+    i64 offset = 0;
+    for (const PositionRun& run : positions.runs) {
+      RINGLAB_CUDA_CHECK(cudaMemcpy2DAsync(lse_whole + bh * N + run.start, static_cast<std::size_t>(run.stride * 4),
+                                           lse.as<float>() + bh * rows + offset, 4, 4,
+                                           static_cast<std::size_t>(run.count), cudaMemcpyDeviceToDevice, on));
+      offset += run.count;
+    }
+  }
+}
+
+void RingRank::gather_gradients(const RingProblem& problem, DeviceTensor dq_whole, DeviceTensor dk_whole,
+                                DeviceTensor dv_whole, cudaStream_t on) const {
+  const AttentionConfig& c = problem.config;
+  require(dq_whole, DType::f32, c, c.heads, "gather_gradients: dq");
+  require(dk_whole, DType::f32, c, c.kv_heads, "gather_gradients: dk");
+  require(dv_whole, DType::f32, c, c.kv_heads, "gather_gradients: dv");
+  const i64 B = c.batch, N = c.seq, D = c.head_dim;
+  copy_rows(positions, B, N, c.heads * D * 4, dq.data(), dq_whole.data, false, on);
+  copy_rows(positions, B, N, c.kv_heads * D * 4, dk_home.data(), dk_whole.data, false, on);
+  copy_rows(positions, B, N, c.kv_heads * D * 4, dv_home.data(), dv_whole.data, false, on);
+}
+
+// ---- the driver -------------------------------------------------------------------------------------------
+
+namespace {
+
+void* k_held(RingRank& r, int s) { return s == 0 ? r.k_home.data() : r.k[s % 2].data(); }
+void* v_held(RingRank& r, int s) { return s == 0 ? r.v_home.data() : r.v[s % 2].data(); }
+
+// Every rank posts step s + 1's K/V hop (its held chunk to the next rank's buffer (s + 1) mod 2) after
+// `ready[i]`; returns each rank's arrival event (null when transfers are off).
+void post_kv_round(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport, int s,
+                   std::span<const cudaEvent_t> ready, std::span<cudaEvent_t> arrived, bool transfer) {
+  const AttentionConfig& c = problem.config;
+  const i64 row_bytes = c.batch * c.kv_heads * c.head_dim * static_cast<i64>(size_of(problem.dtype));
+  if (!transfer) {
+    std::fill(arrived.begin(), arrived.end(), nullptr);
+    return;
+  }
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    RingRank& r = *ranks[i];
+    const auto send_bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s).kv_rows * row_bytes);
+    const auto recv_bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s + 1).kv_rows * row_bytes);
+    const Hop hops[2] = {{k_held(r, s), send_bytes, r.k[(s + 1) % 2].data(), recv_bytes},
+                         {v_held(r, s), send_bytes, r.v[(s + 1) % 2].data(), recv_bytes}};
+    transport.post(r.rank, hops, ready[i]);
+  }
+  transport.flush();
+  for (std::size_t i = 0; i < ranks.size(); ++i) arrived[i] = transport.arrived(ranks[i]->rank);
+}
+
+void begin(std::span<RingRank* const> ranks, Transport& transport, std::span<const cudaEvent_t> start) {
+  transport.begin_pass();
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    ranks[i]->events.reset();
+    ranks[i]->step_done.clear();
+    if (i < start.size() && start[i]) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(ranks[i]->stream, start[i], 0));
+  }
+}
+
+void wait_for(RingRank& r, cudaEvent_t event) {
+  if (event) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(r.stream, event, 0));
+}
+
+}  // namespace
+
+void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport,
+                  std::span<const cudaEvent_t> start, PassOptions options) {
+  const AttentionConfig& c = problem.config;
+  const int P = problem.schedule.ring_size;
+  const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
+  const DType dtype = problem.dtype;
+  begin(ranks, transport, start);
+  std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
+  for (RingRank* r : ranks) {  // (O, LSE) = (0, −∞) in fp32
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc.data(), 0, r->acc.bytes(), r->stream));
+    fill(r->lse.as<float>(), B * H * r->rows, -INFINITY, r->stream);
+  }
+  for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
+  for (int s = 0; s < P; ++s) {
+    if (options.before_step) options.before_step(s);
+    // Step s + 1's chunk travels during step s; ready = this rank finished step s − 1, the last reader of
+    // buffer (s + 1) mod 2 (and, at s = 0, the initialisation above).
+    if (s + 1 < P) post_kv_round(problem, ranks, transport, s, ready, next_arrived, options.transfer);
+    for (std::size_t i = 0; i < ranks.size(); ++i) {
+      RingRank& r = *ranks[i];
+      wait_for(r, arrived[i]);
+      const RingStep& step = problem.schedule.at(r.rank, s);
+      if (!step.skipped && options.compute) {
+        const ConstDeviceTensor q(r.q.data(), dtype, B, r.rows, H, D);
+        const ConstDeviceTensor k(k_held(r, s), dtype, B, step.kv_rows, Hkv, D);
+        const ConstDeviceTensor v(v_held(r, s), dtype, B, step.kv_rows, Hkv, D);
+        block_attention_forward(q, r.positions, k, v, problem.schedule.chunk_positions[step.kv_owner], problem.mask,
+                                problem.scale, DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
+                                r.partial_lse.as<float>(), r.stream);
+        merge_f32(r.acc.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(), B,
+                  r.rows, H, D, r.stream);
+      }
+      ready[i] = r.events.record(r.stream);
+      r.step_done.push_back(ready[i]);
+    }
+    arrived = next_arrived;
+  }
+  for (RingRank* r : ranks) {  // O in the input dtype
+    convert(ConstDeviceTensor(r->acc.data(), DType::f32, B, r->rows, H, D), DeviceTensor{r->out.data(), dtype, B, r->rows, H, D},
+            r->stream);
+    r->step_done.push_back(r->events.record(r->stream));
+  }
+}
+
+void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport,
+                   std::span<const cudaEvent_t> start, PassOptions options) {
+  const AttentionConfig& c = problem.config;
+  const int P = problem.schedule.ring_size;
+  const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
+  const DType dtype = problem.dtype;
+  const i64 grad_row_bytes = B * Hkv * D * 4;
+  begin(ranks, transport, start);
+  std::vector<cudaEvent_t> ready(ranks.size()), kv_arrived(ranks.size(), nullptr),
+      next_kv_arrived(ranks.size(), nullptr), grads_arrived(ranks.size(), nullptr);
+  for (RingRank* r : ranks) {
+    output_gradient_dot(ConstDeviceTensor(r->dout.data(), dtype, B, r->rows, H, D),
+                        ConstDeviceTensor(r->out.data(), dtype, B, r->rows, H, D), r->delta.as<float>(), r->stream);
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dq.data(), 0, r->dq.bytes(), r->stream));
+    // The home chunk's dK/dV start at zero in travelling buffer 0 (step 0 writes buffer 0).
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dk[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dv[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
+  }
+  for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
+  for (int s = 0; s < P; ++s) {
+    if (options.before_step) options.before_step(s);
+    if (s + 1 < P) post_kv_round(problem, ranks, transport, s, ready, next_kv_arrived, options.transfer);
+    for (std::size_t i = 0; i < ranks.size(); ++i) {
+      RingRank& r = *ranks[i];
+      wait_for(r, kv_arrived[i]);
+      wait_for(r, grads_arrived[i]);
+      const RingStep& step = problem.schedule.at(r.rank, s);
+      if (!step.skipped && options.compute)
+        block_attention_backward(
+            ConstDeviceTensor(r.q.data(), dtype, B, r.rows, H, D), r.positions,
+            ConstDeviceTensor(k_held(r, s), dtype, B, step.kv_rows, Hkv, D),
+            ConstDeviceTensor(v_held(r, s), dtype, B, step.kv_rows, Hkv, D),
+            problem.schedule.chunk_positions[step.kv_owner], problem.mask, problem.scale,
+            ConstDeviceTensor(r.dout.data(), dtype, B, r.rows, H, D), r.lse.as<float>(), r.delta.as<float>(),
+            DeviceTensor{r.dq.data(), DType::f32, B, r.rows, H, D},
+            DeviceTensor{r.dk[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D},
+            DeviceTensor{r.dv[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
+      ready[i] = r.events.record(r.stream);
+      r.step_done.push_back(ready[i]);
+    }
+    kv_arrived = next_kv_arrived;
+    // dK/dV of step s go on to the next rank (into its travelling buffer (s + 1) mod 2, which it next writes
+    // at step s + 1); after the last step, home to the owner. Not overlapped: they are step s's output.
+    if (options.transfer) {
+      const bool last = s + 1 == P;
+      for (std::size_t i = 0; i < ranks.size(); ++i) {
+        RingRank& r = *ranks[i];
+        const auto send_bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s).kv_rows * grad_row_bytes);
+        const auto recv_bytes = static_cast<std::size_t>(
+            (last ? r.rows : problem.schedule.at(r.rank, s + 1).kv_rows) * grad_row_bytes);
+        const Hop hops[2] = {
+            {r.dk[s % 2].data(), send_bytes, last ? r.dk_home.data() : r.dk[(s + 1) % 2].data(), recv_bytes},
+            {r.dv[s % 2].data(), send_bytes, last ? r.dv_home.data() : r.dv[(s + 1) % 2].data(), recv_bytes}};
+        transport.post(r.rank, hops, ready[i]);
+      }
+      transport.flush();
+      for (std::size_t i = 0; i < ranks.size(); ++i) grads_arrived[i] = transport.arrived(ranks[i]->rank);
+    }
+  }
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    wait_for(*ranks[i], grads_arrived[i]);  // the home dK/dV have landed
+    ranks[i]->step_done.push_back(ranks[i]->events.record(ranks[i]->stream));
+  }
+}
+
+}  // namespace detail
 
 // ---- CopyTransport ----------------------------------------------------------------------------------------
 
-CopyTransport::CopyTransport(int ring_size) : ring_size_(ring_size) {
+CopyTransport::CopyTransport(int ring_size)
+    : ring_size_(ring_size), posted_(ring_size), ready_(ring_size, nullptr), has_posted_(ring_size, false) {
   cudaStream_t stream = nullptr;
   RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
 }
 
 CopyTransport::~CopyTransport() {
-  if (stream_) cudaStreamDestroy(stream_);
+  if (stream_) {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+  for (Event e : events_) cudaEventDestroy(e);
 }
 
-void CopyTransport::shift(std::span<void* const> send, std::span<void* const> recv, std::span<const std::size_t> bytes,
-                          std::span<const Event> after) {
-  if (static_cast<int>(send.size()) != ring_size_ || static_cast<int>(recv.size()) != ring_size_ ||
-      static_cast<int>(bytes.size()) != ring_size_)
-    throw InputError("CopyTransport::shift: expected one send buffer, receive buffer and size per device (P = " +
-                     std::to_string(ring_size_) + ")");
-  for (Event e : after)
-    if (e) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, e, 0));
-  for (int d = 0; d < ring_size_; ++d)
-    if (bytes[d] > 0)
-      RINGLAB_CUDA_CHECK(cudaMemcpyAsync(recv[(d + 1) % ring_size_], send[d], bytes[d], cudaMemcpyDeviceToDevice, stream_));
+void CopyTransport::post(int rank, std::span<const Hop> hops, Event ready) {
+  if (rank < 0 || rank >= ring_size_) throw InputError("CopyTransport::post: rank " + std::to_string(rank) + " outside the ring");
+  posted_[rank].assign(hops.begin(), hops.end());
+  ready_[rank] = ready;
+  has_posted_[rank] = true;
 }
+
+void CopyTransport::flush() {
+  for (int p = 0; p < ring_size_; ++p)
+    if (!has_posted_[p])
+      throw Error("internal error: CopyTransport::flush: rank " + std::to_string(p) + " posted nothing this round");
+  for (Event e : ready_)
+    if (e) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, e, 0));
+  for (int p = 0; p < ring_size_; ++p) {
+    const int next = (p + 1) % ring_size_;
+    if (posted_[p].size() != posted_[next].size())
+      throw Error("internal error: CopyTransport::flush: ranks " + std::to_string(p) + " and " + std::to_string(next) +
+                  " posted different numbers of hops");
+    for (std::size_t h = 0; h < posted_[p].size(); ++h) {
+      const Hop& from = posted_[p][h];
+      const Hop& to = posted_[next][h];
+      if (from.send_bytes != to.recv_bytes)
+        throw Error("internal error: CopyTransport::flush: rank " + std::to_string(p) + " sends " +
+                    std::to_string(from.send_bytes) + " bytes, rank " + std::to_string(next) + " expects " +
+                    std::to_string(to.recv_bytes));
+      if (from.send_bytes > 0)
+        RINGLAB_CUDA_CHECK(cudaMemcpyAsync(to.recv, from.send, from.send_bytes, cudaMemcpyDeviceToDevice, stream_));
+    }
+  }
+  if (next_event_ == events_.size()) {
+    cudaEvent_t e = nullptr;
+    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    events_.push_back(e);
+  }
+  last_ = events_[next_event_++];
+  RINGLAB_CUDA_CHECK(cudaEventRecord(last_, stream_));
+  std::fill(has_posted_.begin(), has_posted_.end(), false);
+}
+
+Event CopyTransport::arrived(int) { return last_; }
 
 // ---- VirtualRing ------------------------------------------------------------------------------------------
 
-struct VirtualRing::Device {
-  i64 rows = 0;  // queries and K/V rows this device owns
-  PositionSet positions;
-  DeviceBuffer q, k_home, v_home, k[2], v[2];  // K/V: home chunk and the two rotation buffers
-  DeviceBuffer acc, out, lse, partial_out, partial_lse;  // acc: the running O in fp32
-  Stream stream = nullptr;                              // this device's compute stream
-  DeviceBuffer dout, delta, dq;
-  DeviceBuffer dk[2], dv[2], dk_home, dv_home;  // fp32; dk/dv travel with the chunk, *_home receive the last hop
-};
-
-VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype) : config_(config), dtype_(dtype) {
-  config_.validate();
-  if (config_.dilated())
-    throw ConfigError("dilation", std::to_string(config_.dilation.size()) + " pattern(s)",
-                      "the GPU ring (gpu::VirtualRing) supports no dilation yet");
-  if (config_.q_replicated)
-    throw ConfigError("q_replicated", "true", "the GPU ring (gpu::VirtualRing) shards queries (q_replicated = false)");
-  if (config_.kv_seq != config_.seq || config_.q_start != 0)
-    throw ConfigError("kv_seq/q_start", std::to_string(config_.kv_seq) + "/" + std::to_string(config_.q_start),
-                      "the GPU ring (gpu::VirtualRing) needs self-attention: kv_seq = seq, q_start = 0");
-  schedule_ = make_ring_schedule(config_, ScheduleOptions{static_cast<i64>(size_of(dtype))});
-  mask_ = HeadMasks(MaskPredicate{BandMask::from(config_), std::nullopt});
-  const int ring = schedule_.ring_size;
-  i64 max_rows = 0;
-  for (int p = 0; p < ring; ++p) {
-    const i64 rows = schedule_.chunk_positions[p].size();
-    if (rows == 0)
-      throw ConfigError("seq", std::to_string(config_.seq),
-                        "every device of the GPU ring must own a token (device " + std::to_string(p) +
-                            " owns none with P = " + std::to_string(ring) + ")");
-    max_rows = std::max(max_rows, rows);
-  }
-  const i64 B = config_.batch, H = config_.heads, Hkv = config_.kv_heads, D = config_.head_dim;
-  const auto es = static_cast<i64>(size_of(dtype));
-  auto bytes = [](i64 n) { return static_cast<std::size_t>(n); };
-  for (int p = 0; p < ring; ++p) {
-    auto device = std::make_unique<Device>();
-    device->positions = schedule_.chunk_positions[p];
-    device->rows = device->positions.size();
-    const i64 n = device->rows;
-    device->q = DeviceBuffer(bytes(B * n * H * D * es));
-    device->k_home = DeviceBuffer(bytes(B * n * Hkv * D * es));
-    device->v_home = DeviceBuffer(bytes(B * n * Hkv * D * es));
-    for (int i = 0; i < 2; ++i) {
-      device->k[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * es));
-      device->v[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * es));
-      device->dk[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * 4));
-      device->dv[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * 4));
-    }
-    device->acc = DeviceBuffer(bytes(B * n * H * D * 4));
-    device->out = DeviceBuffer(bytes(B * n * H * D * es));
-    cudaStream_t device_stream = nullptr;
-    RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&device_stream, cudaStreamNonBlocking));
-    device->stream = device_stream;
-    device->partial_out = DeviceBuffer(bytes(B * n * H * D * es));
-    device->lse = DeviceBuffer(bytes(B * H * n * 4));
-    device->partial_lse = DeviceBuffer(bytes(B * H * n * 4));
-    device->dout = DeviceBuffer(bytes(B * n * H * D * es));
-    device->delta = DeviceBuffer(bytes(B * H * n * 4));
-    device->dq = DeviceBuffer(bytes(B * n * H * D * 4));
-    device->dk_home = DeviceBuffer(bytes(B * n * Hkv * D * 4));
-    device->dv_home = DeviceBuffer(bytes(B * n * Hkv * D * 4));
-    devices_.push_back(std::move(device));
-  }
-  transport_ = std::make_unique<CopyTransport>(ring);
+VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype)
+    : problem_(std::make_unique<detail::RingProblem>(config, dtype, "gpu::VirtualRing")) {
+  for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
+  transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
   // A blocking stream: ordered with the legacy default stream, so synchronous uploads/downloads and
   // DeviceBuffer::fill before load() and after gather_*() need no extra synchronisation.
   cudaStream_t stream = nullptr;
@@ -199,15 +477,14 @@ VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype) : config_(c
 
 VirtualRing::~VirtualRing() {
   if (compute_) cudaStreamSynchronize(compute_);
-  if (transport_) cudaStreamSynchronize(transport_->stream());
-  for (auto& d : devices_)
-    if (d->stream) {
-      cudaStreamSynchronize(d->stream);
-      cudaStreamDestroy(d->stream);
-    }
+  ranks_.clear();
+  transport_.reset();
   for (Event e : events_) cudaEventDestroy(e);
   if (compute_) cudaStreamDestroy(compute_);
 }
+
+const RingSchedule& VirtualRing::schedule() const { return problem_->schedule; }
+int VirtualRing::size() const { return problem_->schedule.ring_size; }
 
 Event VirtualRing::event(std::size_t index) {
   while (events_.size() <= index) {
@@ -218,67 +495,35 @@ Event VirtualRing::event(std::size_t index) {
   return events_[index];
 }
 
-std::size_t VirtualRing::bytes_per_device() const {
-  const Device& d = *devices_.front();
-  std::size_t total = 0;
-  for (const DeviceBuffer* b : {&d.q, &d.k_home, &d.v_home, &d.k[0], &d.k[1], &d.v[0], &d.v[1], &d.acc, &d.out, &d.lse,
-                                &d.partial_out, &d.partial_lse, &d.dout, &d.delta, &d.dq, &d.dk[0], &d.dk[1], &d.dv[0],
-                                &d.dv[1], &d.dk_home, &d.dv_home})
-    total += b->bytes();
-  return total;
-}
+std::size_t VirtualRing::bytes_per_device() const { return ranks_.front()->bytes(); }
 
 void VirtualRing::poison() {
-  for (auto& device : devices_) {
-    Device& d = *device;
-    for (DeviceBuffer* b : {&d.q, &d.k_home, &d.v_home, &d.k[0], &d.k[1], &d.v[0], &d.v[1], &d.acc, &d.out, &d.lse,
-                            &d.partial_out, &d.partial_lse, &d.dout, &d.delta, &d.dq, &d.dk[0], &d.dk[1], &d.dv[0],
-                            &d.dv[1], &d.dk_home, &d.dv_home})
-      RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), compute_));
-  }
+  for (auto& r : ranks_) r->poison(compute_);
 }
 
 void VirtualRing::load(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v) {
-  const i64 B = config_.batch, N = config_.seq, H = config_.heads, Hkv = config_.kv_heads, D = config_.head_dim;
-  auto check = [&](const ConstDeviceTensor& t, i64 heads, const char* name) {
-    if (t.dtype != dtype_ || t.batch != B || t.rows != N || t.heads != heads || t.head_dim != D)
-      throw InputError(std::string("gpu::VirtualRing::load: ") + name + " does not match the ring's config and dtype");
-  };
-  check(q, H, "q");
-  check(k, Hkv, "k");
-  check(v, Hkv, "v");
-  const auto es = static_cast<i64>(size_of(dtype_));
-  for (auto& device : devices_) {
-    copy_rows(device->positions, B, N, H * D * es, q.data, device->q.data(), true, compute_);
-    copy_rows(device->positions, B, N, Hkv * D * es, k.data, device->k_home.data(), true, compute_);
-    copy_rows(device->positions, B, N, Hkv * D * es, v.data, device->v_home.data(), true, compute_);
-  }
+  for (auto& r : ranks_) r->load(*problem_, q, k, v, compute_);
 }
 
 void VirtualRing::load_output_gradient(ConstDeviceTensor dout) {
-  const i64 B = config_.batch, N = config_.seq, H = config_.heads, D = config_.head_dim;
-  if (dout.dtype != dtype_ || dout.batch != B || dout.rows != N || dout.heads != H || dout.head_dim != D)
-    throw InputError("gpu::VirtualRing::load_output_gradient: dout does not match the ring's config and dtype");
-  const auto es = static_cast<i64>(size_of(dtype_));
-  for (auto& device : devices_)
-    copy_rows(device->positions, B, N, H * D * es, dout.data, device->dout.data(), true, compute_);
+  for (auto& r : ranks_) r->load_output_gradient(*problem_, dout, compute_);
 }
 
 // Every device's kernels run on its own stream (the virtual devices of one step overlap on the GPU, as on
-// separate GPUs); the pass starts after the compute stream's earlier work and the compute stream waits
-// for the pass. Events: kv_ready[s] (copy stream: the chunks of step s have arrived), computed[p][s].
-void VirtualRing::begin_pass() {
+// separate GPUs); the pass starts after the compute stream's earlier work and the compute stream waits for
+// the pass.
+std::vector<Event> VirtualRing::begin_pass() {
   next_event_ = 0;
   Event start = event(next_event_++);
   RINGLAB_CUDA_CHECK(cudaEventRecord(start, compute_));
-  for (auto& d : devices_) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(d->stream, start, 0));
   RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(transport_->stream(), start, 0));
+  return std::vector<Event>(ranks_.size(), start);
 }
 
 void VirtualRing::end_pass() {
-  for (auto& d : devices_) {
+  for (auto& r : ranks_) {
     Event done = event(next_event_++);
-    RINGLAB_CUDA_CHECK(cudaEventRecord(done, d->stream));
+    RINGLAB_CUDA_CHECK(cudaEventRecord(done, r->stream));
     RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
   }
   Event copies = event(next_event_++);
@@ -286,416 +531,32 @@ void VirtualRing::end_pass() {
   RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, copies, 0));
 }
 
+namespace {
+std::vector<detail::RingRank*> pointers(const std::vector<std::unique_ptr<detail::RingRank>>& ranks) {
+  std::vector<detail::RingRank*> result;
+  for (const auto& r : ranks) result.push_back(r.get());
+  return result;
+}
+}  // namespace
+
 void VirtualRing::forward() {
-  const int ring = size();
-  const i64 B = config_.batch, H = config_.heads, Hkv = config_.kv_heads, D = config_.head_dim;
-  const auto es = static_cast<i64>(size_of(dtype_));
-  const auto scale = static_cast<float>(config_.tau());
-  begin_pass();
-  // Step 0 reads the home chunk; step s ≥ 1 reads rotation buffer s mod 2.
-  auto k_of = [&](Device& d, int s) { return s == 0 ? d.k_home.data() : d.k[s % 2].data(); };
-  auto v_of = [&](Device& d, int s) { return s == 0 ? d.v_home.data() : d.v[s % 2].data(); };
-  for (auto& device : devices_) {  // (O, LSE) = (0, −∞) in fp32
-    Device& d = *device;
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(d.acc.data(), 0, d.acc.bytes(), d.stream));
-    fill(d.lse.as<float>(), B * H * d.rows, -INFINITY, d.stream);
-  }
-  std::vector<Event> kv_ready(ring + 1, nullptr), computed_before(ring, nullptr), computed_now(ring, nullptr);
-  std::vector<void*> send(ring), recv(ring);
-  std::vector<std::size_t> sizes(ring);
-  for (int s = 0; s < ring; ++s) {
-    if (s + 1 < ring) {
-      // Prefetch step s + 1: buffer (s + 1) mod 2 of the next device was last read at step s − 1.
-      for (int p = 0; p < ring; ++p) {
-        sizes[p] = static_cast<std::size_t>(B * schedule_.at(p, s).kv_rows * Hkv * D * es);
-        send[p] = k_of(*devices_[p], s);
-        recv[p] = devices_[p]->k[(s + 1) % 2].data();
-      }
-      transport_->shift(send, recv, sizes, s == 0 ? std::span<const Event>() : std::span<const Event>(computed_before));
-      for (int p = 0; p < ring; ++p) {
-        send[p] = v_of(*devices_[p], s);
-        recv[p] = devices_[p]->v[(s + 1) % 2].data();
-      }
-      transport_->shift(send, recv, sizes, {});
-      kv_ready[s + 1] = event(next_event_++);
-      RINGLAB_CUDA_CHECK(cudaEventRecord(kv_ready[s + 1], transport_->stream()));
-    }
-    for (int p = 0; p < ring; ++p) {
-      Device& d = *devices_[p];
-      if (s > 0) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(d.stream, kv_ready[s], 0));
-      const RingStep& step = schedule_.at(p, s);
-      if (!step.skipped) {
-        const ConstDeviceTensor q(d.q.data(), dtype_, B, d.rows, H, D);
-        const ConstDeviceTensor k(k_of(d, s), dtype_, B, step.kv_rows, Hkv, D);
-        const ConstDeviceTensor v(v_of(d, s), dtype_, B, step.kv_rows, Hkv, D);
-        block_attention_forward(q, d.positions, k, v, schedule_.chunk_positions[step.kv_owner], mask_, scale,
-                                DeviceTensor{d.partial_out.data(), dtype_, B, d.rows, H, D},
-                                d.partial_lse.as<float>(), d.stream);
-        merge_f32(d.acc.as<float>(), d.lse.as<float>(), d.partial_out.data(), dtype_, d.partial_lse.as<float>(), B,
-                  d.rows, H, D, d.stream);
-      }
-      computed_now[p] = event(next_event_++);
-      RINGLAB_CUDA_CHECK(cudaEventRecord(computed_now[p], d.stream));
-    }
-    computed_before = computed_now;
-  }
-  for (auto& device : devices_) {  // O in the input dtype
-    Device& d = *device;
-    convert(ConstDeviceTensor(d.acc.data(), DType::f32, B, d.rows, H, D), DeviceTensor{d.out.data(), dtype_, B, d.rows, H, D},
-            d.stream);
-  }
+  const auto start = begin_pass();
+  detail::ring_forward(*problem_, pointers(ranks_), *transport_, start);
   end_pass();
 }
 
 void VirtualRing::backward() {
-  const int ring = size();
-  const i64 B = config_.batch, H = config_.heads, Hkv = config_.kv_heads, D = config_.head_dim;
-  const auto es = static_cast<i64>(size_of(dtype_));
-  const auto scale = static_cast<float>(config_.tau());
-  begin_pass();
-  for (auto& device : devices_) {
-    Device& d = *device;
-    output_gradient_dot(ConstDeviceTensor(d.dout.data(), dtype_, B, d.rows, H, D),
-                        ConstDeviceTensor(d.out.data(), dtype_, B, d.rows, H, D), d.delta.as<float>(), d.stream);
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(d.dq.data(), 0, d.dq.bytes(), d.stream));
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(d.dk[0].data(), 0, static_cast<std::size_t>(B * d.rows * Hkv * D * 4), d.stream));
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(d.dv[0].data(), 0, static_cast<std::size_t>(B * d.rows * Hkv * D * 4), d.stream));
-  }
-  std::vector<Event> kv_ready(ring + 1, nullptr), grads_ready(ring + 1, nullptr);
-  std::vector<Event> computed_before(ring, nullptr), computed_now(ring, nullptr);
-  auto k_of = [&](Device& d, int s) { return s == 0 ? d.k_home.data() : d.k[s % 2].data(); };
-  auto v_of = [&](Device& d, int s) { return s == 0 ? d.v_home.data() : d.v[s % 2].data(); };
-  std::vector<void*> send(ring), recv(ring);
-  std::vector<std::size_t> kv_sizes(ring), grad_sizes(ring);
-  for (int s = 0; s < ring; ++s) {
-    for (int p = 0; p < ring; ++p) {
-      const RingStep& step = schedule_.at(p, s);
-      kv_sizes[p] = static_cast<std::size_t>(B * step.kv_rows * Hkv * D * es);
-      grad_sizes[p] = static_cast<std::size_t>(B * step.kv_rows * Hkv * D * 4);
-    }
-    if (s + 1 < ring) {  // prefetch K/V of step s + 1 during step s
-      for (int p = 0; p < ring; ++p) {
-        send[p] = k_of(*devices_[p], s);
-        recv[p] = devices_[p]->k[(s + 1) % 2].data();
-      }
-      transport_->shift(send, recv, kv_sizes, s == 0 ? std::span<const Event>() : std::span<const Event>(computed_before));
-      for (int p = 0; p < ring; ++p) {
-        send[p] = v_of(*devices_[p], s);
-        recv[p] = devices_[p]->v[(s + 1) % 2].data();
-      }
-      transport_->shift(send, recv, kv_sizes, {});
-      kv_ready[s + 1] = event(next_event_++);
-      RINGLAB_CUDA_CHECK(cudaEventRecord(kv_ready[s + 1], transport_->stream()));
-    }
-    for (int p = 0; p < ring; ++p) {
-      Device& d = *devices_[p];
-      if (s > 0) {
-        RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(d.stream, kv_ready[s], 0));
-        RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(d.stream, grads_ready[s], 0));
-      }
-      const RingStep& step = schedule_.at(p, s);
-      if (!step.skipped) {
-        const ConstDeviceTensor k(k_of(d, s), dtype_, B, step.kv_rows, Hkv, D);
-        const ConstDeviceTensor v(v_of(d, s), dtype_, B, step.kv_rows, Hkv, D);
-        block_attention_backward(ConstDeviceTensor(d.q.data(), dtype_, B, d.rows, H, D), d.positions, k, v,
-                                 schedule_.chunk_positions[step.kv_owner], mask_, scale,
-                                 ConstDeviceTensor(d.dout.data(), dtype_, B, d.rows, H, D), d.lse.as<float>(),
-                                 d.delta.as<float>(), DeviceTensor{d.dq.data(), DType::f32, B, d.rows, H, D},
-                                 DeviceTensor{d.dk[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D},
-                                 DeviceTensor{d.dv[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D}, d.stream);
-      }
-      computed_now[p] = event(next_event_++);
-      RINGLAB_CUDA_CHECK(cudaEventRecord(computed_now[p], d.stream));
-    }
-    computed_before = computed_now;
-    // dK/dV of step s go on to the next device; after the last step, home to the owner.
-    const bool last = s + 1 == ring;
-    for (int p = 0; p < ring; ++p) {
-      send[p] = devices_[p]->dk[s % 2].data();
-      recv[p] = last ? devices_[p]->dk_home.data() : devices_[p]->dk[(s + 1) % 2].data();
-    }
-    transport_->shift(send, recv, grad_sizes, computed_now);
-    for (int p = 0; p < ring; ++p) {
-      send[p] = devices_[p]->dv[s % 2].data();
-      recv[p] = last ? devices_[p]->dv_home.data() : devices_[p]->dv[(s + 1) % 2].data();
-    }
-    transport_->shift(send, recv, grad_sizes, {});
-    grads_ready[s + 1] = event(next_event_++);
-    RINGLAB_CUDA_CHECK(cudaEventRecord(grads_ready[s + 1], transport_->stream()));
-  }
+  const auto start = begin_pass();
+  detail::ring_backward(*problem_, pointers(ranks_), *transport_, start);
   end_pass();
 }
 
-
 void VirtualRing::gather_output(DeviceTensor out, float* lse) {
-  const i64 B = config_.batch, N = config_.seq, H = config_.heads, D = config_.head_dim;
-  if (out.dtype != dtype_ || out.batch != B || out.rows != N || out.heads != H || out.head_dim != D)
-    throw InputError("gpu::VirtualRing::gather_output: out does not match the ring's config and dtype");
-  const auto es = static_cast<i64>(size_of(dtype_));
-  for (auto& device : devices_) {
-    Device& d = *device;
-    copy_rows(d.positions, B, N, H * D * es, d.out.data(), out.data, false, compute_);
-    // LSE [B, H, n]: position is the last index; one strided copy of 4-byte rows per (b, h, run).
-    for (i64 bh = 0; bh < B * H; ++bh) {
-      i64 offset = 0;
-      for (const PositionRun& run : d.positions.runs) {
-        RINGLAB_CUDA_CHECK(cudaMemcpy2DAsync(lse + bh * N + run.start, static_cast<std::size_t>(run.stride * 4),
-                                             d.lse.as<float>() + bh * d.rows + offset, 4, 4,
-                                             static_cast<std::size_t>(run.count), cudaMemcpyDeviceToDevice, compute_));
-        offset += run.count;
-      }
-    }
-  }
+  for (const auto& r : ranks_) r->gather_output(*problem_, out, lse, compute_);
 }
 
 void VirtualRing::gather_gradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv) {
-  const i64 B = config_.batch, N = config_.seq, H = config_.heads, Hkv = config_.kv_heads, D = config_.head_dim;
-  auto check = [&](const DeviceTensor& t, i64 heads, const char* name) {
-    if (t.dtype != DType::f32 || t.batch != B || t.rows != N || t.heads != heads || t.head_dim != D)
-      throw InputError(std::string("gpu::VirtualRing::gather_gradients: ") + name +
-                       " must be fp32 [B, N, heads, D] of the ring's config");
-  };
-  check(dq, H, "dq");
-  check(dk, Hkv, "dk");
-  check(dv, Hkv, "dv");
-  for (auto& device : devices_) {
-    Device& d = *device;
-    copy_rows(d.positions, B, N, H * D * 4, d.dq.data(), dq.data, false, compute_);
-    copy_rows(d.positions, B, N, Hkv * D * 4, d.dk_home.data(), dk.data, false, compute_);
-    copy_rows(d.positions, B, N, Hkv * D * 4, d.dv_home.data(), dv.data, false, compute_);
-  }
+  for (const auto& r : ranks_) r->gather_gradients(*problem_, dq, dk, dv, compute_);
 }
 
 }  // namespace ringlab::gpu
-
-// ---- NcclRing: one GPU per rank, one process, a thread per GPU ---------------------------------------------
-
-#if RINGLAB_HAVE_NCCL
-#include <nccl.h>
-
-#include <mutex>
-#include <thread>
-
-#define RINGLAB_NCCL_CHECK(call)                                                                           \
-  do {                                                                                                     \
-    const ncclResult_t ringlab_nccl_status = (call);                                                       \
-    if (ringlab_nccl_status != ncclSuccess)                                                                \
-      throw ::ringlab::gpu::CudaError(std::string(#call) + " failed at " + __FILE__ + ":" +                \
-                                      std::to_string(__LINE__) + ": " + ncclGetErrorString(ringlab_nccl_status)); \
-  } while (false)
-
-namespace ringlab::gpu {
-namespace {
-
-// One rank: its own buffers, a compute stream and a communication stream ordered by events; K/V double
-// buffered, step s + 1's exchange overlapping step s's compute; dK/dV travel and take a last hop home.
-void nccl_rank(const AttentionConfig& config, const RingSchedule& schedule, DType dtype, int rank, ncclComm_t comm,
-               const NcclRingInputs& in, NcclRingOutputs& result, std::mutex& result_mutex) {
-  RINGLAB_CUDA_CHECK(cudaSetDevice(rank));
-  const int ring = schedule.ring_size, next = (rank + 1) % ring, prev = (rank + ring - 1) % ring;
-  const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
-  const auto es = static_cast<i64>(size_of(dtype));
-  const PositionSet& positions = schedule.chunk_positions[rank];
-  const i64 n = positions.size();
-  i64 max_rows = 0;
-  for (const PositionSet& p : schedule.chunk_positions) max_rows = std::max(max_rows, p.size());
-  auto bytes = [](i64 count) { return static_cast<std::size_t>(count); };
-  const HeadMasks mask(MaskPredicate{BandMask::from(config), std::nullopt});
-  const auto scale = static_cast<float>(config.tau());
-
-  DeviceBuffer whole_q(bytes(B * N * H * D * es)), whole_k(bytes(B * N * Hkv * D * es)),
-      whole_v(bytes(B * N * Hkv * D * es)), whole_dout(bytes(B * N * H * D * es));
-  whole_q.upload(in.q, whole_q.bytes());
-  whole_k.upload(in.k, whole_k.bytes());
-  whole_v.upload(in.v, whole_v.bytes());
-  whole_dout.upload(in.dout, whole_dout.bytes());
-  DeviceBuffer q(bytes(B * n * H * D * es)), k_home(bytes(B * n * Hkv * D * es)), v_home(bytes(B * n * Hkv * D * es));
-  DeviceBuffer kb[2], vb[2], dkb[2], dvb[2];
-  for (int i = 0; i < 2; ++i) {
-    kb[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * es));
-    vb[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * es));
-    dkb[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * 4));
-    dvb[i] = DeviceBuffer(bytes(B * max_rows * Hkv * D * 4));
-  }
-  DeviceBuffer acc(bytes(B * n * H * D * 4)), out(bytes(B * n * H * D * es)), lse(bytes(B * H * n * 4));
-  DeviceBuffer partial(bytes(B * n * H * D * es)), partial_lse(bytes(B * H * n * 4));
-  DeviceBuffer dout(bytes(B * n * H * D * es)), delta(bytes(B * H * n * 4)), dq(bytes(B * n * H * D * 4));
-  DeviceBuffer dk_home(bytes(B * n * Hkv * D * 4)), dv_home(bytes(B * n * Hkv * D * 4));
-
-  cudaStream_t compute = nullptr, comm_stream = nullptr;
-  RINGLAB_CUDA_CHECK(cudaStreamCreate(&compute));
-  RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream, cudaStreamNonBlocking));
-  std::vector<cudaEvent_t> events;
-  auto new_event = [&] {
-    cudaEvent_t e = nullptr;
-    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-    events.push_back(e);
-    return e;
-  };
-  copy_rows(positions, B, N, H * D * es, whole_q.data(), q.data(), true, compute);
-  copy_rows(positions, B, N, Hkv * D * es, whole_k.data(), k_home.data(), true, compute);
-  copy_rows(positions, B, N, Hkv * D * es, whole_v.data(), v_home.data(), true, compute);
-  copy_rows(positions, B, N, H * D * es, whole_dout.data(), dout.data(), true, compute);
-  auto k_of = [&](int s) { return s == 0 ? k_home.data() : kb[s % 2].data(); };
-  auto v_of = [&](int s) { return s == 0 ? v_home.data() : vb[s % 2].data(); };
-  auto kv_bytes = [&](int s) { return bytes(B * schedule.at(rank, s).kv_rows * Hkv * D * es); };
-  auto grad_bytes = [&](int s) { return bytes(B * schedule.at(rank, s).kv_rows * Hkv * D * 4); };
-  // One grouped exchange on the communication stream: send to next, receive from previous.
-  auto exchange = [&](std::initializer_list<std::pair<const void*, void*>> buffers, std::size_t send_bytes,
-                      std::size_t recv_bytes, cudaEvent_t after) {
-    if (after) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(comm_stream, after, 0));
-    RINGLAB_NCCL_CHECK(ncclGroupStart());
-    for (const auto& [send, recv] : buffers) {
-      RINGLAB_NCCL_CHECK(ncclSend(send, send_bytes, ncclUint8, next, comm, comm_stream));
-      RINGLAB_NCCL_CHECK(ncclRecv(recv, recv_bytes, ncclUint8, prev, comm, comm_stream));
-    }
-    RINGLAB_NCCL_CHECK(ncclGroupEnd());
-    cudaEvent_t done = new_event();
-    RINGLAB_CUDA_CHECK(cudaEventRecord(done, comm_stream));
-    return done;
-  };
-
-  // Forward.
-  RINGLAB_CUDA_CHECK(cudaMemsetAsync(acc.data(), 0, acc.bytes(), compute));
-  fill(lse.as<float>(), B * H * n, -INFINITY, compute);
-  cudaEvent_t loaded = new_event();
-  RINGLAB_CUDA_CHECK(cudaEventRecord(loaded, compute));
-  std::vector<cudaEvent_t> computed(ring, nullptr), kv_ready(ring + 1, nullptr);
-  for (int s = 0; s < ring; ++s) {
-    if (s + 1 < ring)
-      kv_ready[s + 1] = exchange({{k_of(s), kb[(s + 1) % 2].data()}, {v_of(s), vb[(s + 1) % 2].data()}}, kv_bytes(s),
-                                 kv_bytes(s + 1), s == 0 ? loaded : computed[s - 1]);
-    if (s > 0) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute, kv_ready[s], 0));
-    const RingStep& step = schedule.at(rank, s);
-    if (!step.skipped) {
-      block_attention_forward(ConstDeviceTensor(q.data(), dtype, B, n, H, D), positions,
-                              ConstDeviceTensor(k_of(s), dtype, B, step.kv_rows, Hkv, D),
-                              ConstDeviceTensor(v_of(s), dtype, B, step.kv_rows, Hkv, D),
-                              schedule.chunk_positions[step.kv_owner], mask, scale,
-                              DeviceTensor{partial.data(), dtype, B, n, H, D}, partial_lse.as<float>(), compute);
-      merge_f32(acc.as<float>(), lse.as<float>(), partial.data(), dtype, partial_lse.as<float>(), B, n, H, D, compute);
-    }
-    computed[s] = new_event();
-    RINGLAB_CUDA_CHECK(cudaEventRecord(computed[s], compute));
-  }
-  convert(ConstDeviceTensor(acc.data(), DType::f32, B, n, H, D), DeviceTensor{out.data(), dtype, B, n, H, D}, compute);
-
-  // Backward.
-  output_gradient_dot(ConstDeviceTensor(dout.data(), dtype, B, n, H, D), ConstDeviceTensor(out.data(), dtype, B, n, H, D),
-                      delta.as<float>(), compute);
-  RINGLAB_CUDA_CHECK(cudaMemsetAsync(dq.data(), 0, dq.bytes(), compute));
-  RINGLAB_CUDA_CHECK(cudaMemsetAsync(dkb[0].data(), 0, bytes(B * n * Hkv * D * 4), compute));
-  RINGLAB_CUDA_CHECK(cudaMemsetAsync(dvb[0].data(), 0, bytes(B * n * Hkv * D * 4), compute));
-  cudaEvent_t started = new_event();
-  RINGLAB_CUDA_CHECK(cudaEventRecord(started, compute));
-  std::vector<cudaEvent_t> grads_ready(ring + 1, nullptr);
-  for (int s = 0; s < ring; ++s) {
-    if (s + 1 < ring)
-      kv_ready[s + 1] = exchange({{k_of(s), kb[(s + 1) % 2].data()}, {v_of(s), vb[(s + 1) % 2].data()}}, kv_bytes(s),
-                                 kv_bytes(s + 1), s == 0 ? started : computed[s - 1]);
-    if (s > 0) {
-      RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute, kv_ready[s], 0));
-      RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute, grads_ready[s], 0));
-    }
-    const RingStep& step = schedule.at(rank, s);
-    if (!step.skipped)
-      block_attention_backward(ConstDeviceTensor(q.data(), dtype, B, n, H, D), positions,
-                               ConstDeviceTensor(k_of(s), dtype, B, step.kv_rows, Hkv, D),
-                               ConstDeviceTensor(v_of(s), dtype, B, step.kv_rows, Hkv, D),
-                               schedule.chunk_positions[step.kv_owner], mask, scale,
-                               ConstDeviceTensor(dout.data(), dtype, B, n, H, D), lse.as<float>(), delta.as<float>(),
-                               DeviceTensor{dq.data(), DType::f32, B, n, H, D},
-                               DeviceTensor{dkb[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D},
-                               DeviceTensor{dvb[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D}, compute);
-    computed[s] = new_event();
-    RINGLAB_CUDA_CHECK(cudaEventRecord(computed[s], compute));
-    const bool last = s + 1 == ring;
-    grads_ready[s + 1] = exchange({{dkb[s % 2].data(), last ? dk_home.data() : dkb[(s + 1) % 2].data()},
-                                   {dvb[s % 2].data(), last ? dv_home.data() : dvb[(s + 1) % 2].data()}},
-                                  grad_bytes(s), last ? bytes(B * n * Hkv * D * 4) : grad_bytes(s + 1), computed[s]);
-  }
-  RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute, grads_ready[ring], 0));
-  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(compute));
-
-  // Gather this rank's rows into the whole host tensors.
-  std::vector<unsigned char> out_host(out.bytes());
-  std::vector<float> lse_host(B * H * n), dq_host(B * n * H * D), dk_host(B * n * Hkv * D), dv_host(B * n * Hkv * D);
-  out.download(out_host.data(), out_host.size());
-  lse.download(lse_host.data(), lse_host.size() * 4);
-  dq.download(dq_host.data(), dq_host.size() * 4);
-  dk_home.download(dk_host.data(), dk_host.size() * 4);
-  dv_home.download(dv_host.data(), dv_host.size() * 4);
-  for (cudaEvent_t e : events) cudaEventDestroy(e);
-  cudaStreamDestroy(compute);
-  cudaStreamDestroy(comm_stream);
-  const auto rows = positions.expand();
-  std::lock_guard<std::mutex> lock(result_mutex);
-  for (i64 b = 0; b < B; ++b)
-    for (i64 r = 0; r < n; ++r) {
-      const i64 whole = b * N + rows[r], shard = b * n + r;
-      std::copy_n(out_host.begin() + shard * H * D * es, H * D * es, result.out.begin() + whole * H * D * es);
-      std::copy_n(dq_host.begin() + shard * H * D, H * D, result.dq.begin() + whole * H * D);
-      std::copy_n(dk_host.begin() + shard * Hkv * D, Hkv * D, result.dk.begin() + whole * Hkv * D);
-      std::copy_n(dv_host.begin() + shard * Hkv * D, Hkv * D, result.dv.begin() + whole * Hkv * D);
-      for (i64 h = 0; h < H; ++h) result.lse[(b * H + h) * N + rows[r]] = lse_host[(b * H + h) * n + r];
-    }
-}
-
-}  // namespace
-
-bool nccl_ring_available() { return true; }
-
-NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, const NcclRingInputs& inputs) {
-  AttentionConfig config = config_in;
-  config.validate();
-  if (config.dilated() || config.q_replicated || config.kv_seq != config.seq || config.q_start != 0)
-    throw ConfigError("config", describe(config), "the NCCL ring supports self-attention without dilation");
-  const int ring = config.ring;
-  if (ring > device_count())
-    throw ConfigError("ring", std::to_string(ring), "at most the " + std::to_string(device_count()) + " local GPUs");
-  const RingSchedule schedule = make_ring_schedule(config, ScheduleOptions{static_cast<i64>(size_of(dtype))});
-  const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
-  NcclRingOutputs result;
-  result.out.resize(static_cast<std::size_t>(B * N * H * D) * size_of(dtype));
-  result.lse.resize(B * H * N);
-  result.dq.resize(B * N * H * D);
-  result.dk.resize(B * N * Hkv * D);
-  result.dv.resize(B * N * Hkv * D);
-  std::vector<ncclComm_t> comms(ring);
-  std::vector<int> devices(ring);
-  for (int r = 0; r < ring; ++r) devices[r] = r;
-  RINGLAB_NCCL_CHECK(ncclCommInitAll(comms.data(), ring, devices.data()));
-  std::mutex mutex;
-  std::vector<std::string> errors(ring);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ring; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        nccl_rank(config, schedule, dtype, r, comms[r], inputs, result, mutex);
-      } catch (const std::exception& error) {
-        errors[r] = error.what();
-        ncclCommAbort(comms[r]);  // no watchdog yet: peers blocked in NCCL kernels may still wait
-      }
-    });
-  for (auto& t : threads) t.join();
-  std::string message;
-  for (int r = 0; r < ring; ++r) {
-    if (errors[r].empty()) ncclCommDestroy(comms[r]);
-    else message += "rank " + std::to_string(r) + ": " + errors[r] + "\n";
-  }
-  if (!message.empty()) throw CudaError("NCCL ring failed:\n" + message);
-  return result;
-}
-
-}  // namespace ringlab::gpu
-
-#else  // no NCCL at build time
-
-namespace ringlab::gpu {
-bool nccl_ring_available() { return false; }
-NcclRingOutputs run_nccl_ring(const AttentionConfig&, DType, const NcclRingInputs&) {
-  throw ConfigError("ring backend", "nccl", "this build has no NCCL (libnccl not found at configure time)");
-}
-}  // namespace ringlab::gpu
-
-#endif

@@ -1,14 +1,15 @@
-// Ring attention on GPUs (issue 6): one ring driver over the shared RingSchedule and a Transport that moves
-// chunks one hop around the ring.
+// Ring attention on GPUs (issue 6): one ring driver over the shared RingSchedule (gpu/src/ring_driver.cuh)
+// and a Transport that moves chunks one hop around the ring.
 //
-//   Transport     "every device d sends bytes[d] from send[d] to recv[(d + 1) mod P]", asynchronous on the
-//                 transport's own stream, ordered after an event and followed by one.
+//   Transport     a round of hops: every rank sends to rank + 1 and receives from rank − 1, asynchronously on
+//                 the transport's stream, ordered after events (as ncclGroupStart / ncclGroupEnd).
 //   CopyTransport P virtual devices on one GPU: cudaMemcpyAsync device-to-device on one copy stream.
 //   VirtualRing   P virtual devices on one GPU, each with its own buffers (Q shard, double-buffered K/V,
 //                 O/LSE accumulator, dQ, travelling dK/dV, home dK/dV): the per-device memory of a real ring.
+//   NcclRing      one rank per GPU over NCCL (ringlab/gpu/nccl_ring.hpp), the same driver and buffers.
 //
 // Forward, step s (RingSchedule::at(p, s)): device p holds the K/V chunk of owner (p − s) mod P in buffer
-// s mod 2 (step 0: its home chunk); the copy stream moves every chunk to buffer (s + 1) mod 2 of the next
+// s mod 2 (step 0: its home chunk); the transport moves every chunk to buffer (s + 1) mod 2 of the next
 // device while the device's own compute stream runs gpu::block_attention_forward on the held chunk (global
 // positions from the schedule) and an LSE merge into the device's fp32 (O, LSE) accumulator, started at
 // (0, −∞) (fp32, so that P merges do not round O to bf16 P times; O is converted to the dtype at the end).
@@ -40,20 +41,32 @@ namespace ringlab::gpu {
 
 using Event = CUevent_st*;  // cudaEvent_t
 
-// Moves one chunk per device one hop around the ring.
+// One rank's part of a hop: `send` goes to rank + 1, `recv` is filled from rank − 1 (byte counts may differ:
+// chunks have different sizes; the receiver's recv_bytes equal the sender's send_bytes).
+struct Hop {
+  const void* send = nullptr;
+  std::size_t send_bytes = 0;
+  void* recv = nullptr;
+  std::size_t recv_bytes = 0;
+};
+
+// Moves chunks one hop around the ring, in rounds. In a round every rank the calling thread drives posts its
+// hops; flush() issues them; arrived(rank) then is an event that completes when that rank's sends have left
+// and its receives have landed. Rounds run in order.
 class Transport {
  public:
   virtual ~Transport() = default;
-  virtual int size() const = 0;
-  // The stream the transfers run on (work ordered on it runs after them).
-  virtual Stream stream() const = 0;
-  // Device d sends bytes[d] from send[d] to recv[(d + 1) mod P]. Runs after the events `after` (recorded
-  // on other streams; null entries ignored) and in order with earlier shifts.
-  virtual void shift(std::span<void* const> send, std::span<void* const> recv, std::span<const std::size_t> bytes,
-                     std::span<const Event> after) = 0;
+  virtual int size() const = 0;  // P
+  // `ready`: an event after which the rank's send buffers hold the data and its receive buffers are free
+  // (null: no wait).
+  virtual void post(int rank, std::span<const Hop> hops, Event ready) = 0;
+  virtual void flush() = 0;
+  virtual Event arrived(int rank) = 0;
+  virtual void begin_pass() {}  // a pass starts: event pools may be reused
 };
 
-// P virtual devices on one GPU: device-to-device cudaMemcpyAsync on one copy stream.
+// P virtual devices on one GPU: device-to-device cudaMemcpyAsync on one copy stream. Every rank must post
+// in every round (each copy needs the sender's and the receiver's `ready`).
 class CopyTransport final : public Transport {
  public:
   explicit CopyTransport(int ring_size);
@@ -61,14 +74,27 @@ class CopyTransport final : public Transport {
   CopyTransport(const CopyTransport&) = delete;
   CopyTransport& operator=(const CopyTransport&) = delete;
   int size() const override { return ring_size_; }
-  Stream stream() const override { return stream_; }
-  void shift(std::span<void* const> send, std::span<void* const> recv, std::span<const std::size_t> bytes,
-             std::span<const Event> after) override;
+  Stream stream() const { return stream_; }
+  void post(int rank, std::span<const Hop> hops, Event ready) override;
+  void flush() override;
+  Event arrived(int rank) override;
+  void begin_pass() override { next_event_ = 0; }
 
  private:
   int ring_size_;
   Stream stream_ = nullptr;
+  std::vector<std::vector<Hop>> posted_;  // [rank]
+  std::vector<Event> ready_;              // [rank]
+  std::vector<bool> has_posted_;
+  std::vector<Event> events_;
+  std::size_t next_event_ = 0;
+  Event last_ = nullptr;
 };
+
+namespace detail {
+struct RingProblem;
+struct RingRank;
+}  // namespace detail
 
 // A ring of config.ring virtual devices on the current GPU.
 class VirtualRing {
@@ -79,8 +105,8 @@ class VirtualRing {
   VirtualRing(const VirtualRing&) = delete;
   VirtualRing& operator=(const VirtualRing&) = delete;
 
-  const RingSchedule& schedule() const { return schedule_; }
-  int size() const { return schedule_.ring_size; }
+  const RingSchedule& schedule() const;
+  int size() const;
   Stream compute_stream() const { return compute_; }
 
   // Whole tensors on the device: q [B, N, H, D], k, v [B, N, Hkv, D] in `dtype`; each virtual device gets
@@ -104,43 +130,16 @@ class VirtualRing {
   std::size_t bytes_per_device() const;
 
  private:
-  struct Device;
-  AttentionConfig config_;
-  DType dtype_;
-  RingSchedule schedule_;
-  HeadMasks mask_;
-  std::vector<std::unique_ptr<Device>> devices_;
+  std::unique_ptr<detail::RingProblem> problem_;
+  std::vector<std::unique_ptr<detail::RingRank>> ranks_;
   std::unique_ptr<CopyTransport> transport_;
   Stream compute_ = nullptr;
-  std::vector<Event> events_;  // pooled, reused each pass
+  std::vector<Event> events_;  // pass start / end, reused each pass
   std::size_t next_event_ = 0;
 
   Event event(std::size_t index);
-  void begin_pass();
+  std::vector<Event> begin_pass();
   void end_pass();
 };
-
-// ---- NCCL ring (first slice): one GPU per rank, one process driving GPUs 0..P−1 with a thread per GPU ----
-// Each rank holds only its own buffers (as VirtualRing's devices), a compute and a communication stream
-// ordered by events, double-buffered K/V: step s + 1's grouped ncclSend/ncclRecv overlaps step s's
-// compute; dK/dV travel and take a last hop home. Communicators from ncclCommInitAll. A rank that throws
-// aborts its own communicator and the error names it; peers already blocked in NCCL kernels may still
-// wait (no asynchronous error polling or timeout watchdog yet).
-// Whole tensors in host memory, for tests: q, dout [B, N, H, D], k, v [B, N, Hkv, D] as `dtype` bytes.
-struct NcclRingInputs {
-  const void* q = nullptr;
-  const void* k = nullptr;
-  const void* v = nullptr;
-  const void* dout = nullptr;
-};
-struct NcclRingOutputs {
-  std::vector<unsigned char> out;  // [B, N, H, D] in dtype
-  std::vector<float> lse;          // [B, H, N]
-  std::vector<float> dq, dk, dv;   // fp32
-};
-bool nccl_ring_available();  // built with NCCL
-// config.ring GPUs; forward then backward. Throws ConfigError (unsupported, too few GPUs, no NCCL) or
-// CudaError naming the failing rank(s).
-NcclRingOutputs run_nccl_ring(const AttentionConfig& config, DType dtype, const NcclRingInputs& inputs);
 
 }  // namespace ringlab::gpu

@@ -1,0 +1,641 @@
+// gpu::NcclRing (issue 6): one rank per GPU over NCCL, the shared ring driver (ring_driver.cuh) with an
+// NCCL transport; communicators from the environment (one process per GPU) or for all local GPUs (a thread
+// each); a polling watchdog that aborts the communicator on an NCCL error or a stall. See
+// include/ringlab/gpu/nccl_ring.hpp and docs/gpu-rings.md.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <initializer_list>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "cuda_check.cuh"
+#include "ring_driver.cuh"
+#include "ringlab/gpu/device.hpp"
+#include "ringlab/gpu/nccl_ring.hpp"
+
+#if RINGLAB_HAVE_NCCL
+#include <nccl.h>
+#include <unistd.h>
+
+#define RINGLAB_NCCL_CHECK(call)                                                                              \
+  do {                                                                                                        \
+    const ncclResult_t ringlab_nccl_status = (call);                                                          \
+    if (ringlab_nccl_status != ncclSuccess && ringlab_nccl_status != ncclInProgress)                          \
+      throw ::ringlab::gpu::RingFault(std::string(#call) + " failed at " + __FILE__ + ":" +                   \
+                                      std::to_string(__LINE__) + ": " + ncclGetErrorString(ringlab_nccl_status)); \
+  } while (false)
+
+namespace ringlab::gpu {
+
+using Clock = std::chrono::steady_clock;
+using i64 = std::int64_t;
+
+namespace {
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Nonblocking communicators return ncclInProgress while NCCL finishes a call in the background; wait for it
+// (polling, with a deadline) before the next call.
+void settle(ncclComm_t comm, double timeout_s, const std::string& what) {
+  const auto start = Clock::now();
+  for (;;) {
+    ncclResult_t state = ncclSuccess;
+    RINGLAB_NCCL_CHECK(ncclCommGetAsyncError(comm, &state));
+    if (state == ncclSuccess) return;
+    if (state != ncclInProgress)
+      throw RingFault(what + ": " + ncclGetErrorString(state) + " (" + ncclGetLastError(comm) + ")");
+    if (seconds_since(start) > timeout_s)
+      throw RingFault(what + ": not finished after " + std::to_string(static_cast<int>(timeout_s)) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// The first of `names` that is set (RANK, then what mpirun / srun / PMI export), parsed as an integer.
+std::optional<int> launcher_int(std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    const char* text = std::getenv(name);
+    if (!text || !*text) continue;
+    char* end = nullptr;
+    const long value = std::strtol(text, &end, 10);
+    if (*end != '\0' || value < 0 || value > 1 << 20) throw ConfigError(name, text, "a non-negative integer");
+    return static_cast<int>(value);
+  }
+  return std::nullopt;
+}
+
+// ---- progress board: heartbeat files, for naming a dead or stalled peer ------------------------------------
+// progress_dir/rank-R holds "pid host pass step unix_seconds", rewritten (write + rename) at least every
+// half second while rank R's host thread waits on the ring, and at every finished step.
+class ProgressBoard {
+ public:
+  ProgressBoard(std::string dir, int rank, int size) : dir_(std::move(dir)), rank_(rank), size_(size) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    host_ = host;
+  }
+  bool enabled() const { return !dir_.empty(); }
+
+  void beat(const std::string& pass, int step) {
+    if (!enabled()) return;
+    const auto now = Clock::now();
+    if (pass == last_pass_ && step == last_step_ && now - last_beat_ < std::chrono::milliseconds(500)) return;
+    last_pass_ = pass;
+    last_step_ = step;
+    last_beat_ = now;
+    const std::string path = dir_ + "/rank-" + std::to_string(rank_);
+    {
+      std::ofstream file(path + ".tmp", std::ios::trunc);
+      file << getpid() << ' ' << host_ << ' ' << pass << ' ' << step << ' ' << std::fixed << std::setprecision(3)
+           << unix_seconds() << '\n';  // fixed: the default 6 significant digits would round to ~1000 s
+    }
+    std::rename((path + ".tmp").c_str(), path.c_str());
+  }
+
+  // What the board says about every other rank, one line each.
+  std::string peers() const {
+    if (!enabled()) return "  (no progress board: set RINGLAB_PROGRESS_DIR to name dead peers)\n";
+    std::ostringstream text;
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      std::ifstream file(dir_ + "/rank-" + std::to_string(r));
+      long pid = 0;
+      std::string host, pass;
+      int step = 0;
+      double at = 0;
+      if (!(file >> pid >> host >> pass >> step >> at)) {
+        text << "  rank " << r << ": no heartbeat at all (never started, or " << dir_ << " is not shared)\n";
+        continue;
+      }
+      const double age = unix_seconds() - at;
+      text << "  rank " << r << ": ";
+      if (host == host_ && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+        text << "EXITED (pid " << pid << " is gone); last seen at " << pass << " step " << step << "\n";
+      else if (age > 2.0)
+        text << "NOT RESPONDING: last heartbeat " << static_cast<int>(age) << " s ago at " << pass << " step " << step
+             << " (pid " << pid << " on " << host << ")\n";
+      else
+        text << "alive, waiting at " << pass << " step " << step << "\n";
+    }
+    return text.str();
+  }
+
+ private:
+  static double unix_seconds() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+  std::string dir_, host_;
+  int rank_, size_;
+  std::string last_pass_;
+  int last_step_ = -1;
+  Clock::time_point last_beat_{};
+};
+
+// The transport of one rank: grouped ncclSend to rank + 1 / ncclRecv from rank − 1 on the communication
+// stream, after the rank's `ready` event.
+class NcclTransport final : public Transport {
+ public:
+  NcclTransport(ncclComm_t comm, int rank, int size, double timeout_s)
+      : comm_(comm), rank_(rank), size_(size), timeout_s_(timeout_s) {
+    RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  ~NcclTransport() override { cudaStreamDestroy(stream_); }
+  int size() const override { return size_; }
+  void begin_pass() override { events_.reset(); }
+  void post(int rank, std::span<const Hop> hops, Event ready) override {
+    if (rank != rank_) throw Error("internal error: NcclTransport of rank " + std::to_string(rank_) + " posted for " + std::to_string(rank));
+    if (ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
+    const int next = (rank_ + 1) % size_, previous = (rank_ + size_ - 1) % size_;
+    RINGLAB_NCCL_CHECK(ncclGroupStart());
+    for (const Hop& hop : hops) {
+      if (hop.send_bytes > 0) RINGLAB_NCCL_CHECK(ncclSend(hop.send, hop.send_bytes, ncclUint8, next, comm_, stream_));
+      if (hop.recv_bytes > 0) RINGLAB_NCCL_CHECK(ncclRecv(hop.recv, hop.recv_bytes, ncclUint8, previous, comm_, stream_));
+    }
+    const ncclResult_t result = ncclGroupEnd();
+    if (result == ncclInProgress) settle(comm_, timeout_s_, "rank " + std::to_string(rank_) + ": ncclGroupEnd");
+    else RINGLAB_NCCL_CHECK(result);
+    last_ = events_.record(stream_);
+  }
+  void flush() override {}
+  Event arrived(int) override { return last_; }
+
+ private:
+  ncclComm_t comm_;
+  int rank_, size_;
+  double timeout_s_;
+  cudaStream_t stream_ = nullptr;
+  detail::EventPool events_;
+  Event last_ = nullptr;
+};
+
+}  // namespace
+
+// ---- NcclCommunicator -------------------------------------------------------------------------------------
+
+struct NcclCommunicator::State {
+  ncclComm_t comm = nullptr;
+  int rank = 0, size = 1, device = 0;
+  NcclOptions options;
+  bool aborted = false;
+  std::atomic<bool> abort_requested{false};
+  ~State() {
+    if (!comm) return;
+    if (aborted) return;
+    ncclCommDestroy(comm);
+  }
+};
+
+NcclCommunicator::NcclCommunicator(std::unique_ptr<State> state) : state_(std::move(state)) {}
+NcclCommunicator::NcclCommunicator(NcclCommunicator&&) noexcept = default;
+NcclCommunicator& NcclCommunicator::operator=(NcclCommunicator&&) noexcept = default;
+NcclCommunicator::~NcclCommunicator() = default;
+int NcclCommunicator::rank() const { return state_->rank; }
+int NcclCommunicator::size() const { return state_->size; }
+int NcclCommunicator::device() const { return state_->device; }
+const NcclOptions& NcclCommunicator::options() const { return state_->options; }
+
+void NcclCommunicator::request_abort() {
+  if (state_) state_->abort_requested = true;
+}
+
+void NcclCommunicator::abort() {
+  if (state_ && state_->comm && !state_->aborted) {
+    state_->aborted = true;
+    ncclCommAbort(state_->comm);
+  }
+}
+
+namespace {
+
+ncclConfig_t nonblocking_config() {
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;  // so that creation and every call can be waited for with a deadline
+  return config;
+}
+
+// Rank 0 writes the unique id to `path` (atomically: write + rename); the others wait for the file.
+ncclUniqueId id_through_file(const std::string& path, int rank, double timeout_s) {
+  ncclUniqueId id;
+  if (rank == 0) {
+    RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));
+    {
+      std::ofstream file(path + ".tmp", std::ios::binary | std::ios::trunc);
+      file.write(id.internal, sizeof(id.internal));
+      if (!file) throw ConfigError("RINGLAB_NCCL_ID_FILE", path, "a writable path (rank 0 writes the NCCL id there)");
+    }
+    if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0)
+      throw ConfigError("RINGLAB_NCCL_ID_FILE", path, "a writable path (rank 0 writes the NCCL id there)");
+    return id;
+  }
+  const auto start = Clock::now();
+  for (;;) {
+    std::ifstream file(path, std::ios::binary);
+    if (file.read(id.internal, sizeof(id.internal))) return id;
+    if (seconds_since(start) > timeout_s)
+      throw RingFault("rank " + std::to_string(rank) + ": rank 0 wrote no NCCL id to " + path + " within " +
+                      std::to_string(static_cast<int>(timeout_s)) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_in) {
+  NcclOptions options = options_in;
+  const auto rank_set = launcher_int({"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"});
+  const auto size_set = launcher_int({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"});
+  if (!rank_set || !size_set)
+    throw ConfigError(rank_set ? "WORLD_SIZE" : "RANK", "(unset)",
+                      "set by the launcher: RANK, WORLD_SIZE, LOCAL_RANK (torchrun style, scripts/launch_local.sh), "
+                      "or OMPI_COMM_WORLD_* (mpirun) / SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID (srun)");
+  const int rank = *rank_set, size = *size_set;
+  const int local_rank =
+      launcher_int({"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}).value_or(rank);
+  if (size < 1) throw ConfigError("WORLD_SIZE", std::to_string(size), "at least 1");
+  if (rank >= size) throw ConfigError("RANK", std::to_string(rank), "0 .. WORLD_SIZE − 1 = " + std::to_string(size - 1));
+  if (local_rank >= device_count())
+    throw ConfigError("LOCAL_RANK", std::to_string(local_rank),
+                      "a GPU of this node: 0 .. " + std::to_string(device_count() - 1));
+  if (options.progress_dir.empty())
+    if (const char* dir = std::getenv("RINGLAB_PROGRESS_DIR")) options.progress_dir = dir;
+  RINGLAB_CUDA_CHECK(cudaSetDevice(local_rank));
+  ncclUniqueId id;
+  if (std::getenv("NCCL_COMM_ID")) {
+    RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));  // NCCL reads NCCL_COMM_ID: every rank gets rank 0's address
+  } else if (const char* path = std::getenv("RINGLAB_NCCL_ID_FILE")) {
+    id = id_through_file(path, rank, options.init_timeout_s);
+  } else {
+    throw ConfigError("NCCL_COMM_ID", "(unset)",
+                      "host:port of rank 0 (or set RINGLAB_NCCL_ID_FILE to a fresh path on a shared filesystem)");
+  }
+  auto state = std::make_unique<State>();
+  state->rank = rank;
+  state->size = size;
+  state->device = local_rank;
+  state->options = options;
+  ncclConfig_t config = nonblocking_config();
+  RINGLAB_NCCL_CHECK(ncclCommInitRankConfig(&state->comm, size, id, rank, &config));
+  try {
+    settle(state->comm, options.init_timeout_s,
+           "rank " + std::to_string(rank) + ": creating the communicator (did every rank of WORLD_SIZE = " +
+               std::to_string(size) + " start?)");
+  } catch (...) {
+    ncclCommAbort(state->comm);
+    state->aborted = true;
+    throw;
+  }
+  return NcclCommunicator(std::move(state));
+}
+
+std::vector<NcclCommunicator> NcclCommunicator::for_local_gpus(int count, const NcclOptions& options) {
+  if (count < 1 || count > device_count())
+    throw ConfigError("ring", std::to_string(count), "1 .. the " + std::to_string(device_count()) + " local GPUs");
+  ncclUniqueId id;
+  RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));
+  std::vector<std::unique_ptr<State>> states;
+  ncclConfig_t config = nonblocking_config();
+  RINGLAB_NCCL_CHECK(ncclGroupStart());  // one thread creates all P (as ncclCommInitAll does)
+  for (int r = 0; r < count; ++r) {
+    auto state = std::make_unique<State>();
+    state->rank = r;
+    state->size = count;
+    state->device = r;
+    state->options = options;
+    RINGLAB_CUDA_CHECK(cudaSetDevice(r));
+    RINGLAB_NCCL_CHECK(ncclCommInitRankConfig(&state->comm, count, id, r, &config));
+    states.push_back(std::move(state));
+  }
+  RINGLAB_NCCL_CHECK(ncclGroupEnd());
+  std::vector<NcclCommunicator> result;
+  for (auto& state : states) {
+    settle(state->comm, options.init_timeout_s, "rank " + std::to_string(state->rank) + ": creating the communicator");
+    result.push_back(NcclCommunicator(std::move(state)));
+  }
+  return result;
+}
+
+// ---- NcclRing ---------------------------------------------------------------------------------------------
+
+struct NcclRing::Impl {
+  NcclCommunicator& comm;
+  detail::RingProblem problem;
+  std::unique_ptr<detail::RingRank> rank;
+  std::unique_ptr<NcclTransport> transport;
+  ProgressBoard board;
+  cudaEvent_t pass_start = nullptr, pass_end = nullptr;  // timing events
+  int inject_step = -1;
+  void (*inject_action)() = nullptr;
+
+  Impl(const AttentionConfig& config, DType dtype, NcclCommunicator& comm_)
+      : comm(comm_),
+        problem(config, dtype, "gpu::NcclRing"),
+        board(comm_.options().progress_dir, comm_.rank(), comm_.size()) {
+    if (problem.schedule.ring_size != comm.size())
+      throw ConfigError("ring", std::to_string(problem.schedule.ring_size),
+                        "the communicator's size, " + std::to_string(comm.size()) + " (one rank per GPU)");
+    RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
+    rank = std::make_unique<detail::RingRank>(problem, comm.rank());
+    transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(), comm.options().stall_timeout_s);
+    RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
+    RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
+    board.beat("init", 0);
+  }
+  ~Impl() {
+    cudaEventDestroy(pass_start);
+    cudaEventDestroy(pass_end);
+  }
+
+  [[noreturn]] void fail(const std::string& pass, int step, const std::string& why) {
+    comm.abort();
+    throw RingFault("rank " + std::to_string(comm.rank()) + " (GPU " + std::to_string(comm.device()) + "): " + why +
+                    " at " + pass + " step " + std::to_string(step) + " of " + std::to_string(comm.size()) +
+                    "; communicator aborted. The other ranks:\n" + board.peers());
+  }
+
+  // Waits for the pass by polling: its end event, the per-step events (progress), NCCL's asynchronous error.
+  RingPassTiming wait(const std::string& pass) {
+    const double timeout = comm.options().stall_timeout_s;
+    std::size_t finished = 0;
+    auto last_progress = Clock::now();
+    for (;;) {
+      const cudaError_t done = cudaEventQuery(pass_end);
+      if (done == cudaSuccess) break;
+      if (done != cudaErrorNotReady) fail(pass, static_cast<int>(finished), std::string("CUDA error ") + cudaGetErrorString(done));
+      while (finished < rank->step_done.size() && cudaEventQuery(rank->step_done[finished]) == cudaSuccess) {
+        ++finished;
+        last_progress = Clock::now();
+      }
+      board.beat(pass, static_cast<int>(finished));
+      if (comm.state_->abort_requested) fail(pass, static_cast<int>(finished), "another rank of this process failed");
+      ncclResult_t state = ncclSuccess;
+      ncclCommGetAsyncError(comm.state_->comm, &state);
+      if (state != ncclSuccess && state != ncclInProgress)
+        fail(pass, static_cast<int>(finished), std::string("NCCL error: ") + ncclGetErrorString(state));
+      if (seconds_since(last_progress) > timeout)
+        fail(pass, static_cast<int>(finished),
+             "no progress for " + std::to_string(static_cast<int>(timeout)) + " s (waiting on rank " +
+                 std::to_string((comm.rank() + comm.size() - 1) % comm.size()) + " → " + std::to_string(comm.rank()) +
+                 " → " + std::to_string((comm.rank() + 1) % comm.size()) + ")");
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    board.beat(pass + "-done", static_cast<int>(rank->step_done.size()));
+    float ms = 0;
+    RINGLAB_CUDA_CHECK(cudaEventElapsedTime(&ms, pass_start, pass_end));
+    return {ms};
+  }
+
+  RingPassTiming run(bool forward, bool compute, bool transfer) {
+    RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
+    const std::string pass = forward ? "forward" : "backward";
+    board.beat(pass, 0);
+    detail::PassOptions options;
+    options.compute = compute;
+    options.transfer = transfer;
+    if (forward && inject_action) {
+      const int at = inject_step;
+      auto* action = inject_action;
+      options.before_step = [at, action](int s) {
+        if (s == at) action();
+      };
+      inject_action = nullptr;
+    }
+    try {
+      RINGLAB_CUDA_CHECK(cudaEventRecord(pass_start, rank->stream));
+      const cudaEvent_t start[1] = {pass_start};
+      detail::RingRank* ranks[1] = {rank.get()};
+      if (forward) detail::ring_forward(problem, ranks, *transport, start, options);
+      else detail::ring_backward(problem, ranks, *transport, start, options);
+      // The driver orders every transfer of the pass (the last dK/dV hop too) into the rank's stream.
+      RINGLAB_CUDA_CHECK(cudaEventRecord(pass_end, rank->stream));
+      return wait(pass);
+    } catch (...) {
+      comm.abort();  // whatever failed, no NCCL work of this rank may be left waiting
+      throw;
+    }
+  }
+};
+
+NcclRing::NcclRing(const AttentionConfig& config, DType dtype, NcclCommunicator& comm)
+    : impl_(std::make_unique<Impl>(config, dtype, comm)) {}
+NcclRing::~NcclRing() = default;
+int NcclRing::rank() const { return impl_->comm.rank(); }
+const PositionSet& NcclRing::positions() const { return impl_->rank->positions; }
+Stream NcclRing::stream() const { return impl_->rank->stream; }
+std::size_t NcclRing::bytes_per_device() const { return impl_->rank->bytes(); }
+void NcclRing::poison() {
+  impl_->rank->poison(impl_->rank->stream);
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(impl_->rank->stream));
+}
+void NcclRing::inject_before_step(int step, void (*action)()) {
+  impl_->inject_step = step;
+  impl_->inject_action = action;
+}
+
+void NcclRing::load_whole(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v) {
+  impl_->rank->load(impl_->problem, q, k, v, impl_->rank->stream);
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(impl_->rank->stream));
+}
+void NcclRing::load_output_gradient_whole(ConstDeviceTensor dout) {
+  impl_->rank->load_output_gradient(impl_->problem, dout, impl_->rank->stream);
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(impl_->rank->stream));
+}
+
+namespace {
+void require_shard(const ConstDeviceTensor& t, DType dtype, const AttentionConfig& c, i64 rows, i64 heads,
+                   const char* what) {
+  if (t.dtype != dtype || t.batch != c.batch || t.rows != rows || t.heads != heads || t.head_dim != c.head_dim)
+    throw InputError(std::string("gpu::NcclRing: ") + what + " must be this rank's shard [B, n, heads, D] = [" +
+                     std::to_string(c.batch) + ", " + std::to_string(rows) + ", " + std::to_string(heads) + ", " +
+                     std::to_string(c.head_dim) + "] in " + to_string(dtype));
+}
+}  // namespace
+
+void NcclRing::load_shard(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v) {
+  const auto& c = impl_->problem.config;
+  auto& r = *impl_->rank;
+  require_shard(q, impl_->problem.dtype, c, r.rows, c.heads, "q");
+  require_shard(k, impl_->problem.dtype, c, r.rows, c.kv_heads, "k");
+  require_shard(v, impl_->problem.dtype, c, r.rows, c.kv_heads, "v");
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.q.data(), q.data, r.q.bytes(), cudaMemcpyDeviceToDevice, r.stream));
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.k_home.data(), k.data, r.k_home.bytes(), cudaMemcpyDeviceToDevice, r.stream));
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.v_home.data(), v.data, r.v_home.bytes(), cudaMemcpyDeviceToDevice, r.stream));
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(r.stream));
+}
+void NcclRing::load_output_gradient_shard(ConstDeviceTensor dout) {
+  const auto& c = impl_->problem.config;
+  auto& r = *impl_->rank;
+  require_shard(dout, impl_->problem.dtype, c, r.rows, c.heads, "dout");
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.dout.data(), dout.data, r.dout.bytes(), cudaMemcpyDeviceToDevice, r.stream));
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(r.stream));
+}
+
+RingPassTiming NcclRing::forward(bool compute, bool transfer) { return impl_->run(true, compute, transfer); }
+RingPassTiming NcclRing::backward(bool compute, bool transfer) { return impl_->run(false, compute, transfer); }
+
+ConstDeviceTensor NcclRing::out() const {
+  const auto& c = impl_->problem.config;
+  return {impl_->rank->out.data(), impl_->problem.dtype, c.batch, impl_->rank->rows, c.heads, c.head_dim};
+}
+const float* NcclRing::lse() const { return impl_->rank->lse.as<float>(); }
+ConstDeviceTensor NcclRing::dq() const {
+  const auto& c = impl_->problem.config;
+  return {impl_->rank->dq.data(), DType::f32, c.batch, impl_->rank->rows, c.heads, c.head_dim};
+}
+ConstDeviceTensor NcclRing::dk() const {
+  const auto& c = impl_->problem.config;
+  return {impl_->rank->dk_home.data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
+}
+ConstDeviceTensor NcclRing::dv() const {
+  const auto& c = impl_->problem.config;
+  return {impl_->rank->dv_home.data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
+}
+void NcclRing::gather_output(DeviceTensor out, float* lse) {
+  impl_->rank->gather_output(impl_->problem, out, lse, impl_->rank->stream);
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(impl_->rank->stream));
+}
+void NcclRing::gather_gradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv) {
+  impl_->rank->gather_gradients(impl_->problem, dq, dk, dv, impl_->rank->stream);
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(impl_->rank->stream));
+}
+
+bool nccl_ring_available() { return true; }
+
+// ---- run_nccl_ring: a thread per local GPU, host tensors in and out (tests) -------------------------------
+
+NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, const NcclRingInputs& inputs) {
+  AttentionConfig config = config_in;
+  config.validate();
+  const int ring = config.ring;
+  if (ring > device_count())
+    throw ConfigError("ring", std::to_string(ring), "at most the " + std::to_string(device_count()) + " local GPUs");
+  detail::RingProblem check(config, dtype, "gpu::NcclRing");  // unsupported configs fail here, before NCCL
+  const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
+  const auto es = size_of(dtype);
+  NcclRingOutputs result;
+  result.out.resize(static_cast<std::size_t>(B * N * H * D) * es);
+  result.lse.resize(B * H * N);
+  result.dq.resize(B * N * H * D);
+  result.dk.resize(B * N * Hkv * D);
+  result.dv.resize(B * N * Hkv * D);
+  auto comms = NcclCommunicator::for_local_gpus(ring);
+  std::vector<std::string> errors(ring);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ring; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        RINGLAB_CUDA_CHECK(cudaSetDevice(r));
+        NcclRing rank(config, dtype, comms[r]);
+        DeviceBuffer q(B * N * H * D * es), k(B * N * Hkv * D * es), v(B * N * Hkv * D * es), dout(B * N * H * D * es);
+        q.upload(inputs.q, q.bytes());
+        k.upload(inputs.k, k.bytes());
+        v.upload(inputs.v, v.bytes());
+        dout.upload(inputs.dout, dout.bytes());
+        rank.poison();
+        rank.load_whole({q.data(), dtype, B, N, H, D}, {k.data(), dtype, B, N, Hkv, D}, {v.data(), dtype, B, N, Hkv, D});
+        rank.load_output_gradient_whole({dout.data(), dtype, B, N, H, D});
+        rank.forward();
+        rank.backward();
+        // Each rank gathers its rows into whole tensors on its GPU; the host keeps only this rank's rows.
+        DeviceBuffer out(B * N * H * D * es), lse(B * H * N * 4), dq(B * N * H * D * 4), dk(B * N * Hkv * D * 4),
+            dv(B * N * Hkv * D * 4);
+        rank.gather_output({out.data(), dtype, B, N, H, D}, lse.as<float>());
+        rank.gather_gradients({dq.data(), DType::f32, B, N, H, D}, {dk.data(), DType::f32, B, N, Hkv, D},
+                              {dv.data(), DType::f32, B, N, Hkv, D});
+        std::vector<unsigned char> out_host(out.bytes());
+        std::vector<float> lse_host(B * H * N), dq_host(B * N * H * D), dk_host(B * N * Hkv * D), dv_host(B * N * Hkv * D);
+        out.download(out_host.data(), out_host.size());
+        lse.download(lse_host.data(), lse_host.size() * 4);
+        dq.download(dq_host.data(), dq_host.size() * 4);
+        dk.download(dk_host.data(), dk_host.size() * 4);
+        dv.download(dv_host.data(), dv_host.size() * 4);
+        const auto rows = rank.positions().expand();
+        for (i64 b = 0; b < B; ++b)  // disjoint rows per rank: no lock needed
+          for (const i64 t : rows) {
+            const i64 row = b * N + t;
+            std::copy_n(out_host.begin() + row * H * D * es, H * D * es, result.out.begin() + row * H * D * es);
+            std::copy_n(dq_host.begin() + row * H * D, H * D, result.dq.begin() + row * H * D);
+            std::copy_n(dk_host.begin() + row * Hkv * D, Hkv * D, result.dk.begin() + row * Hkv * D);
+            std::copy_n(dv_host.begin() + row * Hkv * D, Hkv * D, result.dv.begin() + row * Hkv * D);
+            for (i64 h = 0; h < H; ++h) result.lse[(b * H + h) * N + t] = lse_host[(b * H + h) * N + t];
+          }
+      } catch (const std::exception& error) {
+        errors[r] = error.what();
+        comms[r].abort();
+        for (auto& comm : comms) comm.request_abort();  // the other threads stop at their next poll
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::string message;
+  for (int r = 0; r < ring; ++r)
+    if (!errors[r].empty()) message += "rank " + std::to_string(r) + ": " + errors[r] + "\n";
+  if (!message.empty()) throw RingFault("NCCL ring failed:\n" + message);
+  return result;
+}
+
+}  // namespace ringlab::gpu
+
+#else  // no NCCL at build time
+
+namespace ringlab::gpu {
+
+namespace {
+[[noreturn]] void no_nccl() {
+  throw ConfigError("ring backend", "nccl", "a build with NCCL (libnccl was not found at configure time)");
+}
+}  // namespace
+
+bool nccl_ring_available() { return false; }
+struct NcclCommunicator::State {};
+NcclCommunicator::NcclCommunicator(std::unique_ptr<State> state) : state_(std::move(state)) {}
+NcclCommunicator::NcclCommunicator(NcclCommunicator&&) noexcept = default;
+NcclCommunicator& NcclCommunicator::operator=(NcclCommunicator&&) noexcept = default;
+NcclCommunicator::~NcclCommunicator() = default;
+NcclCommunicator NcclCommunicator::from_environment(const NcclOptions&) { no_nccl(); }
+std::vector<NcclCommunicator> NcclCommunicator::for_local_gpus(int, const NcclOptions&) { no_nccl(); }
+int NcclCommunicator::rank() const { return 0; }
+int NcclCommunicator::size() const { return 0; }
+int NcclCommunicator::device() const { return 0; }
+const NcclOptions& NcclCommunicator::options() const { no_nccl(); }
+void NcclCommunicator::request_abort() {
+  if (state_) state_->abort_requested = true;
+}
+
+void NcclCommunicator::abort() {}
+void NcclCommunicator::request_abort() {}
+struct NcclRing::Impl {};
+NcclRing::NcclRing(const AttentionConfig&, DType, NcclCommunicator&) { no_nccl(); }
+NcclRing::~NcclRing() = default;
+int NcclRing::rank() const { no_nccl(); }
+const PositionSet& NcclRing::positions() const { no_nccl(); }
+Stream NcclRing::stream() const { no_nccl(); }
+void NcclRing::load_whole(ConstDeviceTensor, ConstDeviceTensor, ConstDeviceTensor) { no_nccl(); }
+void NcclRing::load_output_gradient_whole(ConstDeviceTensor) { no_nccl(); }
+void NcclRing::load_shard(ConstDeviceTensor, ConstDeviceTensor, ConstDeviceTensor) { no_nccl(); }
+void NcclRing::load_output_gradient_shard(ConstDeviceTensor) { no_nccl(); }
+RingPassTiming NcclRing::forward(bool, bool) { no_nccl(); }
+RingPassTiming NcclRing::backward(bool, bool) { no_nccl(); }
+ConstDeviceTensor NcclRing::out() const { no_nccl(); }
+const float* NcclRing::lse() const { no_nccl(); }
+ConstDeviceTensor NcclRing::dq() const { no_nccl(); }
+ConstDeviceTensor NcclRing::dk() const { no_nccl(); }
+ConstDeviceTensor NcclRing::dv() const { no_nccl(); }
+void NcclRing::gather_output(DeviceTensor, float*) { no_nccl(); }
+void NcclRing::gather_gradients(DeviceTensor, DeviceTensor, DeviceTensor) { no_nccl(); }
+std::size_t NcclRing::bytes_per_device() const { no_nccl(); }
+void NcclRing::poison() { no_nccl(); }
+void NcclRing::inject_before_step(int, void (*)()) { no_nccl(); }
+NcclRingOutputs run_nccl_ring(const AttentionConfig&, DType, const NcclRingInputs&) { no_nccl(); }
+
+}  // namespace ringlab::gpu
+
+#endif

@@ -1,0 +1,112 @@
+// The one ring driver (issue 6), shared by gpu::VirtualRing (P ranks on one GPU, CopyTransport) and
+// gpu::NcclRing (one rank per GPU, NcclTransport). Internal to gpu/src.
+//
+// A RingRank is what one device holds (docs/gpu-rings.md): its Q shard, home K/V, two K/V rotation buffers,
+// the fp32 running O, O, LSE, partial (O, LSE), dO, δ, fp32 dQ, two travelling fp32 dK/dV buffers and the home
+// dK/dV, plus its compute stream. ring_forward / ring_backward run one pass over any set of ranks this host
+// thread drives (all P for the virtual ring, one for an NCCL rank), every decision read from the shared
+// RingSchedule:
+//
+//   step s, rank p holds the K/V chunk of owner (p − s) mod P: step 0 its home chunk, step s ≥ 1 rotation
+//   buffer s mod 2. Before step s's kernels every rank posts step s + 1's hop (its chunk to rank p + 1 into
+//   buffer (s + 1) mod 2, ready once its own step s − 1 finished — the last reader of that buffer), so the
+//   transfer overlaps step s's compute. Skipped steps launch nothing.
+//   Backward also sends the travelling dK/dV of step s on after step s (they are its output), and after the
+//   last step home to the owner.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "ringlab/gpu/block_attention.hpp"
+#include "ringlab/gpu/ring.hpp"
+#include "ringlab/schedule.hpp"
+
+namespace ringlab::gpu::detail {
+
+using i64 = std::int64_t;
+
+// What every rank of one ring shares.
+struct RingProblem {
+  AttentionConfig config;
+  DType dtype = DType::bf16;
+  RingSchedule schedule;
+  HeadMasks mask;
+  float scale = 1.0f;  // τ
+  i64 max_rows = 0;    // the largest chunk: the rotation buffers' size
+
+  // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
+  RingProblem(const AttentionConfig& config, DType dtype, const char* who);
+};
+
+// cudaEvent_t's created on demand and reused pass after pass (reset() at the start of each pass).
+class EventPool {
+ public:
+  EventPool() = default;
+  ~EventPool();
+  EventPool(const EventPool&) = delete;
+  EventPool& operator=(const EventPool&) = delete;
+  cudaEvent_t record(cudaStream_t stream);  // a fresh (for this pass) event recorded on `stream`
+  void reset() { next_ = 0; }
+
+ private:
+  std::vector<cudaEvent_t> events_;
+  std::size_t next_ = 0;
+};
+
+// One rank's buffers and stream.
+struct RingRank {
+  int rank = 0;
+  i64 rows = 0;  // queries and K/V rows it owns
+  PositionSet positions;
+  DeviceBuffer q, k_home, v_home, k[2], v[2];            // K/V: home chunk and the two rotation buffers
+  DeviceBuffer acc, out, lse, partial_out, partial_lse;  // acc: the running O in fp32
+  DeviceBuffer dout, delta, dq;
+  DeviceBuffer dk[2], dv[2], dk_home, dv_home;  // fp32; dk/dv travel with the chunk, *_home receive the last hop
+  cudaStream_t stream = nullptr;                // owned; non-blocking
+  EventPool events;
+  // The pass this rank runs now and, per step, the event recorded after it (the watchdog's progress marks).
+  std::vector<cudaEvent_t> step_done;
+
+  RingRank(const RingProblem& problem, int rank);
+  ~RingRank();
+  RingRank(const RingRank&) = delete;
+  RingRank& operator=(const RingRank&) = delete;
+
+  std::vector<const DeviceBuffer*> buffers() const;
+  std::size_t bytes() const;
+  void poison(cudaStream_t on);  // 0xFF bytes (NaN in every dtype) into every buffer
+  // Whole [B, N, heads, D] tensors → this rank's rows (strided copies on `on`).
+  void load(const RingProblem& problem, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v, cudaStream_t on);
+  void load_output_gradient(const RingProblem& problem, ConstDeviceTensor dout, cudaStream_t on);
+  // This rank's rows → whole tensors: O (dtype) and LSE [B, H, N]; dQ, dK, dV fp32.
+  void gather_output(const RingProblem& problem, DeviceTensor out, float* lse, cudaStream_t on) const;
+  void gather_gradients(const RingProblem& problem, DeviceTensor dq, DeviceTensor dk, DeviceTensor dv,
+                        cudaStream_t on) const;
+};
+
+// What a pass does: both (the real thing), or one half, for the benchmark's split of compute and transfer
+// time (compute only: no transfers, kernels read whatever the buffers hold; transfers only: no kernels).
+struct PassOptions {
+  bool compute = true;
+  bool transfer = true;
+  std::function<void(int step)> before_step;  // called on the host before step s is enqueued (fault injection)
+};
+
+// One pass over `ranks` (the ranks this host thread drives). Each starts after `start[i]` (an event, or
+// null) and leaves its work on ranks[i]->stream; transfers run on the transport's stream(s).
+void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport,
+                  std::span<const cudaEvent_t> start, PassOptions options = {});
+void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport,
+                   std::span<const cudaEvent_t> start, PassOptions options = {});
+
+// Rows of a [B, rows, heads, D] tensor: whole tensor (positions 0..whole_rows−1) ↔ a shard holding the rows
+// at `positions` (in order). One strided 2-D copy per (batch, run).
+void copy_rows(const PositionSet& positions, i64 batch, i64 whole_rows, i64 row_bytes, const void* from, void* to,
+               bool to_shard, cudaStream_t stream);
+
+}  // namespace ringlab::gpu::detail
