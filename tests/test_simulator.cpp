@@ -47,19 +47,19 @@ std::map<std::string, std::int64_t> expected_ring_peaks(const SimulationOptions&
   const std::int64_t P = c.ring;
   std::map<std::string, std::int64_t> peaks;
   peaks["q"] = B * n * H * D * e;
-  peaks["kv"] = 2 * B * m * Hkv * D * e;
-  peaks["kv_recv"] = P > 1 ? 2 * B * m * Hkv * D * e : 0;
+  peaks["kv"] = 2 * B * own * Hkv * D * e;
+  peaks["kv_recv"] = P > 1 ? 2 * 2 * B * m * Hkv * D * e : 0;
   if (!backward) {
     peaks["out"] = B * n * H * D * f;
     peaks["lse"] = B * H * n * f;
-    peaks["scratch"] = B * n * H * D * f + B * H * n * f;
+    peaks["scratch"] = B * n * H * D * e + B * H * n * f;
     peaks["grad"] = 0;
   } else {
     peaks["out"] = B * n * H * D * e;
     peaks["lse"] = B * H * n * f;
     peaks["scratch"] = B * H * n * f;
     peaks["grad"] = B * n * H * D * e + B * n * H * D * f +
-                    (c.q_replicated ? 2 * B * own * Hkv * D * e : (P > 1 ? 2 : 1) * 2 * B * m * Hkv * D * e);
+                    (c.q_replicated ? 2 * B * own * Hkv * D * f : (P > 1 ? 3 : 2) * 2 * B * m * Hkv * D * f);
   }
   std::int64_t total = 0;
   for (const auto& [name, bytes] : peaks) total += bytes;

@@ -86,12 +86,12 @@ class ProgressBoard {
   }
   bool enabled() const { return !dir_.empty(); }
 
-  void beat(const std::string& pass, int step) {
+  // At most every half second unless `force`d: a file write between passes would delay this rank's next pass
+  // and so every peer's (the benchmark times passes).
+  void beat(const std::string& pass, int step, bool force = false) {
     if (!enabled()) return;
     const auto now = Clock::now();
-    if (pass == last_pass_ && step == last_step_ && now - last_beat_ < std::chrono::milliseconds(500)) return;
-    last_pass_ = pass;
-    last_step_ = step;
+    if (!force && now - last_beat_ < std::chrono::milliseconds(500)) return;
     last_beat_ = now;
     const std::string path = dir_ + "/rank-" + std::to_string(rank_);
     {
@@ -136,8 +136,6 @@ class ProgressBoard {
   }
   std::string dir_, host_;
   int rank_, size_;
-  std::string last_pass_;
-  int last_step_ = -1;
   Clock::time_point last_beat_{};
 };
 
@@ -348,7 +346,7 @@ struct NcclRing::Impl {
     transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(), comm.options().stall_timeout_s);
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
-    board.beat("init", 0);
+    board.beat("init", 0, true);
   }
   ~Impl() {
     cudaEventDestroy(pass_start);
@@ -363,7 +361,7 @@ struct NcclRing::Impl {
   }
 
   // Waits for the pass by polling: its end event, the per-step events (progress), NCCL's asynchronous error.
-  RingPassTiming wait(const std::string& pass) {
+  RingPassTiming wait(const std::string& pass, int repeat) {
     const double timeout = comm.options().stall_timeout_s;
     std::size_t finished = 0;
     auto last_progress = Clock::now();
@@ -391,16 +389,18 @@ struct NcclRing::Impl {
     board.beat(pass + "-done", static_cast<int>(rank->step_done.size()));
     float ms = 0;
     RINGLAB_CUDA_CHECK(cudaEventElapsedTime(&ms, pass_start, pass_end));
-    return {ms};
+    return {ms / repeat};
   }
 
-  RingPassTiming run(bool forward, bool compute, bool transfer) {
+  RingPassTiming run(bool forward, const RingPassOptions& pass_options) {
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
+    if (pass_options.repeat < 1)
+      throw ConfigError("repeat", std::to_string(pass_options.repeat), "at least 1 pass");
     const std::string pass = forward ? "forward" : "backward";
     board.beat(pass, 0);
     detail::PassOptions options;
-    options.compute = compute;
-    options.transfer = transfer;
+    options.compute = pass_options.compute;
+    options.transfer = pass_options.transfer;
     if (forward && inject_action) {
       const int at = inject_step;
       auto* action = inject_action;
@@ -413,11 +413,14 @@ struct NcclRing::Impl {
       RINGLAB_CUDA_CHECK(cudaEventRecord(pass_start, rank->stream));
       const cudaEvent_t start[1] = {pass_start};
       detail::RingRank* ranks[1] = {rank.get()};
-      if (forward) detail::ring_forward(problem, ranks, *transport, start, options);
-      else detail::ring_backward(problem, ranks, *transport, start, options);
+      for (int i = 0; i < pass_options.repeat; ++i) {  // a pass waits for the previous one on the rank's stream
+        if (forward) detail::ring_forward(problem, ranks, *transport, i == 0 ? start : std::span<const cudaEvent_t>(), options);
+        else detail::ring_backward(problem, ranks, *transport, i == 0 ? start : std::span<const cudaEvent_t>(), options);
+        options.before_step = nullptr;
+      }
       // The driver orders every transfer of the pass (the last dK/dV hop too) into the rank's stream.
       RINGLAB_CUDA_CHECK(cudaEventRecord(pass_end, rank->stream));
-      return wait(pass);
+      return wait(pass, pass_options.repeat);
     } catch (...) {
       comm.abort();  // whatever failed, no NCCL work of this rank may be left waiting
       throw;
@@ -479,8 +482,8 @@ void NcclRing::load_output_gradient_shard(ConstDeviceTensor dout) {
   RINGLAB_CUDA_CHECK(cudaStreamSynchronize(r.stream));
 }
 
-RingPassTiming NcclRing::forward(bool compute, bool transfer) { return impl_->run(true, compute, transfer); }
-RingPassTiming NcclRing::backward(bool compute, bool transfer) { return impl_->run(false, compute, transfer); }
+RingPassTiming NcclRing::forward(RingPassOptions options) { return impl_->run(true, options); }
+RingPassTiming NcclRing::backward(RingPassOptions options) { return impl_->run(false, options); }
 
 ConstDeviceTensor NcclRing::out() const {
   const auto& c = impl_->problem.config;
@@ -489,15 +492,15 @@ ConstDeviceTensor NcclRing::out() const {
 const float* NcclRing::lse() const { return impl_->rank->lse.as<float>(); }
 ConstDeviceTensor NcclRing::dq() const {
   const auto& c = impl_->problem.config;
-  return {impl_->rank->dq.data(), DType::f32, c.batch, impl_->rank->rows, c.heads, c.head_dim};
+  return {impl_->rank->acc_dq.data(), DType::f32, c.batch, impl_->rank->rows, c.heads, c.head_dim};
 }
 ConstDeviceTensor NcclRing::dk() const {
   const auto& c = impl_->problem.config;
-  return {impl_->rank->dk_home.data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
+  return {impl_->rank->dk[impl_->rank->home_index].data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
 }
 ConstDeviceTensor NcclRing::dv() const {
   const auto& c = impl_->problem.config;
-  return {impl_->rank->dv_home.data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
+  return {impl_->rank->dv[impl_->rank->home_index].data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
 }
 void NcclRing::gather_output(DeviceTensor out, float* lse) {
   impl_->rank->gather_output(impl_->problem, out, lse, impl_->rank->stream);
@@ -622,8 +625,8 @@ void NcclRing::load_whole(ConstDeviceTensor, ConstDeviceTensor, ConstDeviceTenso
 void NcclRing::load_output_gradient_whole(ConstDeviceTensor) { no_nccl(); }
 void NcclRing::load_shard(ConstDeviceTensor, ConstDeviceTensor, ConstDeviceTensor) { no_nccl(); }
 void NcclRing::load_output_gradient_shard(ConstDeviceTensor) { no_nccl(); }
-RingPassTiming NcclRing::forward(bool, bool) { no_nccl(); }
-RingPassTiming NcclRing::backward(bool, bool) { no_nccl(); }
+RingPassTiming NcclRing::forward(RingPassOptions) { no_nccl(); }
+RingPassTiming NcclRing::backward(RingPassOptions) { no_nccl(); }
 ConstDeviceTensor NcclRing::out() const { no_nccl(); }
 const float* NcclRing::lse() const { no_nccl(); }
 ConstDeviceTensor NcclRing::dq() const { no_nccl(); }

@@ -35,6 +35,19 @@ void fill(float* values, i64 count, float value, cudaStream_t stream) {
 }
 
 
+__global__ void add_kernel(float* __restrict__ into, const float* __restrict__ values, i64 count) {
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<i64>(gridDim.x) * blockDim.x)
+    into[i] += values[i];
+}
+
+void add(float* into, const float* values, i64 count, cudaStream_t stream) {
+  if (count <= 0) return;
+  const int blocks = static_cast<int>(std::min<i64>((count + 255) / 256, 4096));
+  add_kernel<<<blocks, 256, 0, stream>>>(into, values, count);
+  RINGLAB_CUDA_CHECK(cudaGetLastError());
+}
+
 // (acc, lse) ← (acc, lse) ⊕ (part, part_lse) with an fp32 accumulator: acc [B, n, H, D] fp32, part in the
 // input dtype, LSE [B, H, n]. One warp per (b, i, h). Keeping the running O in fp32 avoids rounding it to
 // bf16 after every one of the P merges (gpu::lse_merge needs equal dtypes).
@@ -133,16 +146,18 @@ RingRank::RingRank(const RingProblem& problem, int rank_) : rank(rank_) {
     dk[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
     dv[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
   }
-  acc = DeviceBuffer(bytes(B * n * H * D * 4));
+  acc_dq = DeviceBuffer(bytes(B * n * H * D * 4));
   out = DeviceBuffer(bytes(B * n * H * D * es));
   lse = DeviceBuffer(bytes(B * H * n * 4));
   partial_out = DeviceBuffer(bytes(B * n * H * D * es));
   partial_lse = DeviceBuffer(bytes(B * H * n * 4));
   dout = DeviceBuffer(bytes(B * n * H * D * es));
   delta = DeviceBuffer(bytes(B * H * n * 4));
-  dq = DeviceBuffer(bytes(B * n * H * D * 4));
-  dk_home = DeviceBuffer(bytes(B * n * Hkv * D * 4));
-  dv_home = DeviceBuffer(bytes(B * n * Hkv * D * 4));
+  if (problem.schedule.ring_size > 1) {
+    dk_step = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+    dv_step = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+  }
+  home_index = problem.schedule.ring_size % 2;
   RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
 }
 
@@ -154,8 +169,8 @@ RingRank::~RingRank() {
 }
 
 std::vector<const DeviceBuffer*> RingRank::buffers() const {
-  return {&q,   &k_home,      &v_home,      &k[0], &k[1],  &v[0], &v[1],  &acc,  &out,     &lse,    &partial_out,
-          &partial_lse, &dout, &delta, &dq,    &dk[0], &dk[1], &dv[0], &dv[1], &dk_home, &dv_home};
+  return {&q,           &k_home, &v_home, &k[0],  &k[1],  &v[0],  &v[1],  &acc_dq,  &out,    &lse,
+          &partial_out, &partial_lse, &dout, &delta, &dk[0], &dk[1], &dv[0], &dv[1], &dk_step, &dv_step};
 }
 
 std::size_t RingRank::bytes() const {
@@ -165,7 +180,8 @@ std::size_t RingRank::bytes() const {
 }
 
 void RingRank::poison(cudaStream_t on) {
-  for (const DeviceBuffer* b : buffers()) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
+  for (const DeviceBuffer* b : buffers())
+    if (b->bytes() > 0) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
 }
 
 void copy_rows(const PositionSet& positions, i64 batch, i64 whole_rows, i64 row_bytes, const void* from, void* to,
@@ -244,9 +260,9 @@ void RingRank::gather_gradients(const RingProblem& problem, DeviceTensor dq_whol
   require(dk_whole, DType::f32, c, c.kv_heads, "gather_gradients: dk");
   require(dv_whole, DType::f32, c, c.kv_heads, "gather_gradients: dv");
   const i64 B = c.batch, N = c.seq, D = c.head_dim;
-  copy_rows(positions, B, N, c.heads * D * 4, dq.data(), dq_whole.data, false, on);
-  copy_rows(positions, B, N, c.kv_heads * D * 4, dk_home.data(), dk_whole.data, false, on);
-  copy_rows(positions, B, N, c.kv_heads * D * 4, dv_home.data(), dv_whole.data, false, on);
+  copy_rows(positions, B, N, c.heads * D * 4, acc_dq.data(), dq_whole.data, false, on);
+  copy_rows(positions, B, N, c.kv_heads * D * 4, dk[home_index].data(), dk_whole.data, false, on);
+  copy_rows(positions, B, N, c.kv_heads * D * 4, dv[home_index].data(), dv_whole.data, false, on);
 }
 
 // ---- the driver -------------------------------------------------------------------------------------------
@@ -302,7 +318,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   begin(ranks, transport, start);
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
   for (RingRank* r : ranks) {  // (O, LSE) = (0, −∞) in fp32
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc.data(), 0, r->acc.bytes(), r->stream));
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));
     fill(r->lse.as<float>(), B * H * r->rows, -INFINITY, r->stream);
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
@@ -322,7 +338,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         block_attention_forward(q, r.positions, k, v, problem.schedule.chunk_positions[step.kv_owner], problem.mask,
                                 problem.scale, DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
                                 r.partial_lse.as<float>(), r.stream);
-        merge_f32(r.acc.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(), B,
+        merge_f32(r.acc_dq.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(), B,
                   r.rows, H, D, r.stream);
       }
       ready[i] = r.events.record(r.stream);
@@ -331,7 +347,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
     arrived = next_arrived;
   }
   for (RingRank* r : ranks) {  // O in the input dtype
-    convert(ConstDeviceTensor(r->acc.data(), DType::f32, B, r->rows, H, D), DeviceTensor{r->out.data(), dtype, B, r->rows, H, D},
+    convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), DeviceTensor{r->out.data(), dtype, B, r->rows, H, D},
             r->stream);
     r->step_done.push_back(r->events.record(r->stream));
   }
@@ -350,46 +366,60 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   for (RingRank* r : ranks) {
     output_gradient_dot(ConstDeviceTensor(r->dout.data(), dtype, B, r->rows, H, D),
                         ConstDeviceTensor(r->out.data(), dtype, B, r->rows, H, D), r->delta.as<float>(), r->stream);
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dq.data(), 0, r->dq.bytes(), r->stream));
-    // The home chunk's dK/dV start at zero in travelling buffer 0 (step 0 writes buffer 0).
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));  // dQ from here on
+    // Step 0 computes the home chunk's dK/dV straight into accumulator 0.
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dk[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dv[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
   for (int s = 0; s < P; ++s) {
     if (options.before_step) options.before_step(s);
+    // K/V of step s + 1 travel during step s (buffer (s + 1) mod 2 was last read at step s − 1).
     if (s + 1 < P) post_kv_round(problem, ranks, transport, s, ready, next_kv_arrived, options.transfer);
     for (std::size_t i = 0; i < ranks.size(); ++i) {
       RingRank& r = *ranks[i];
       wait_for(r, kv_arrived[i]);
-      wait_for(r, grads_arrived[i]);
       const RingStep& step = problem.schedule.at(r.rank, s);
-      if (!step.skipped && options.compute)
+      const i64 grad_count = B * step.kv_rows * Hkv * D;
+      // dk[s mod 2] is the held chunk's accumulator (step s ≥ 1: received from rank p − 1 in the round posted
+      // after its step s − 1); step 0 writes it directly, later steps a zeroed dk_step that is added to it.
+      float* dk_into = s == 0 ? r.dk[0].as<float>() : r.dk_step.as<float>();
+      float* dv_into = s == 0 ? r.dv[0].as<float>() : r.dv_step.as<float>();
+      const bool compute = !step.skipped && options.compute;
+      if (compute) {
+        if (s > 0) {
+          RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
+          RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
+        }
         block_attention_backward(
             ConstDeviceTensor(r.q.data(), dtype, B, r.rows, H, D), r.positions,
             ConstDeviceTensor(k_held(r, s), dtype, B, step.kv_rows, Hkv, D),
             ConstDeviceTensor(v_held(r, s), dtype, B, step.kv_rows, Hkv, D),
             problem.schedule.chunk_positions[step.kv_owner], problem.mask, problem.scale,
             ConstDeviceTensor(r.dout.data(), dtype, B, r.rows, H, D), r.lse.as<float>(), r.delta.as<float>(),
-            DeviceTensor{r.dq.data(), DType::f32, B, r.rows, H, D},
-            DeviceTensor{r.dk[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D},
-            DeviceTensor{r.dv[s % 2].data(), DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
+            DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D}, DeviceTensor{dk_into, DType::f32, B, step.kv_rows, Hkv, D},
+            DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
+      }
+      wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
+      if (compute && s > 0) {
+        add(r.dk[s % 2].as<float>(), dk_into, grad_count, r.stream);
+        add(r.dv[s % 2].as<float>(), dv_into, grad_count, r.stream);
+      }
       ready[i] = r.events.record(r.stream);
       r.step_done.push_back(ready[i]);
     }
     kv_arrived = next_kv_arrived;
-    // dK/dV of step s go on to the next rank (into its travelling buffer (s + 1) mod 2, which it next writes
-    // at step s + 1); after the last step, home to the owner. Not overlapped: they are step s's output.
+    // The accumulators go on to rank p + 1 (into its dk[(s + 1) mod 2], which it adds to after step s + 1's
+    // kernels); after the last step, home to the owner (dk[P mod 2]). The hop runs during step s + 1.
     if (options.transfer) {
-      const bool last = s + 1 == P;
       for (std::size_t i = 0; i < ranks.size(); ++i) {
         RingRank& r = *ranks[i];
+        const bool last = s + 1 == P;
         const auto send_bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s).kv_rows * grad_row_bytes);
         const auto recv_bytes = static_cast<std::size_t>(
             (last ? r.rows : problem.schedule.at(r.rank, s + 1).kv_rows) * grad_row_bytes);
-        const Hop hops[2] = {
-            {r.dk[s % 2].data(), send_bytes, last ? r.dk_home.data() : r.dk[(s + 1) % 2].data(), recv_bytes},
-            {r.dv[s % 2].data(), send_bytes, last ? r.dv_home.data() : r.dv[(s + 1) % 2].data(), recv_bytes}};
+        const Hop hops[2] = {{r.dk[s % 2].data(), send_bytes, r.dk[(s + 1) % 2].data(), recv_bytes},
+                             {r.dv[s % 2].data(), send_bytes, r.dv[(s + 1) % 2].data(), recv_bytes}};
         transport.post(r.rank, hops, ready[i]);
       }
       transport.flush();
@@ -397,7 +427,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
     }
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) {
-    wait_for(*ranks[i], grads_arrived[i]);  // the home dK/dV have landed
+    wait_for(*ranks[i], grads_arrived[i]);  // the own chunk's dK/dV have come home
     ranks[i]->step_done.push_back(ranks[i]->events.record(ranks[i]->stream));
   }
 }

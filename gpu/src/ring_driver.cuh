@@ -11,8 +11,10 @@
 //   buffer s mod 2. Before step s's kernels every rank posts step s + 1's hop (its chunk to rank p + 1 into
 //   buffer (s + 1) mod 2, ready once its own step s − 1 finished — the last reader of that buffer), so the
 //   transfer overlaps step s's compute. Skipped steps launch nothing.
-//   Backward also sends the travelling dK/dV of step s on after step s (they are its output), and after the
-//   last step home to the owner.
+//   Backward: step s computes the held chunk's partial dK/dV into dk_step (step 0: straight into the
+//   accumulator), then adds it to the chunk's accumulator received from rank p − 1 (its sum over the ranks
+//   that held the chunk before) and sends the sum on to rank p + 1 — after the last step home to the owner.
+//   That hop overlaps step s + 1's kernels; only the add waits for it.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -64,9 +66,16 @@ struct RingRank {
   i64 rows = 0;  // queries and K/V rows it owns
   PositionSet positions;
   DeviceBuffer q, k_home, v_home, k[2], v[2];            // K/V: home chunk and the two rotation buffers
-  DeviceBuffer acc, out, lse, partial_out, partial_lse;  // acc: the running O in fp32
-  DeviceBuffer dout, delta, dq;
-  DeviceBuffer dk[2], dv[2], dk_home, dv_home;  // fp32; dk/dv travel with the chunk, *_home receive the last hop
+  // acc_dq: the running O in fp32 during forward, dQ (fp32) during backward — one buffer, because forward
+  // no longer needs it once O is converted to the dtype (the simulator's ledger counts it once per pass).
+  DeviceBuffer acc_dq, out, lse, partial_out, partial_lse;
+  DeviceBuffer dout, delta;
+  // fp32 dK/dV. dk/dv[2]: the accumulators that travel with the chunks (received, added to, sent on); the last
+  // hop brings the rank's own chunk's total home into dk/dv[P mod 2] (home_index). dk_step/dv_step (P > 1):
+  // one step's partial dK/dV of the held chunk, added into the received accumulator (so that the
+  // accumulator's hop overlaps the next step's kernels instead of delaying them).
+  DeviceBuffer dk[2], dv[2], dk_step, dv_step;
+  int home_index = 0;
   cudaStream_t stream = nullptr;                // owned; non-blocking
   EventPool events;
   // The pass this rank runs now and, per step, the event recorded after it (the watchdog's progress marks).

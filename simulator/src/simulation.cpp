@@ -308,11 +308,12 @@ struct Simulation::State {
         if (pass == 1) allocate(p, "dO, dQ, dK, dV", Category::grad, 2 * B * N * H * D * e + 2 * B * M * Hkv * D * e);
         continue;
       }
+      // The buffers gpu::VirtualRing / gpu::NcclRing hold (gpu/src/ring_driver.cuh), per pass.
       const i64 n = schedule.devices[p].query_positions.size(), m = max_chunk_rows();
       const i64 own_rows = schedule.chunk_positions[p].size();
       allocate(p, "Q shard", Category::q, B * n * H * D * e);
-      allocate(p, "K, V working buffer", Category::kv, 2 * B * m * Hkv * D * e);
-      if (P > 1) allocate(p, "K, V receive buffer", Category::kv_recv, 2 * B * m * Hkv * D * e);
+      allocate(p, "K, V of the own chunk", Category::kv, 2 * B * own_rows * Hkv * D * e);
+      if (P > 1) allocate(p, "K, V rotation buffers (2)", Category::kv_recv, 2 * 2 * B * m * Hkv * D * e);
       if (pass == 0) {
         allocate(p, "O accumulator (fp32)", Category::out, B * n * H * D * kFp32);
         allocate(p, "LSE accumulator (fp32)", Category::lse, B * H * n * kFp32);
@@ -322,10 +323,12 @@ struct Simulation::State {
         allocate(p, "dO shard", Category::grad, B * n * H * D * e);
         allocate(p, "dQ accumulator (fp32)", Category::grad, B * n * H * D * kFp32);
         if (config.q_replicated) {
-          allocate(p, "dK, dV of the own chunk", Category::grad, 2 * B * own_rows * Hkv * D * e);
+          allocate(p, "dK, dV of the own chunk (fp32)", Category::grad, 2 * B * own_rows * Hkv * D * kFp32);
         } else {
-          allocate(p, "dK, dV travelling", Category::grad, 2 * B * m * Hkv * D * e);
-          if (P > 1) allocate(p, "dK, dV receive buffer", Category::grad, 2 * B * m * Hkv * D * e);
+          // Two travelling accumulators (the one received and added to, the one leaving) and, when P > 1, one
+          // step's partial that is added in: the hop then overlaps the next step's kernels.
+          allocate(p, "dK, dV accumulators (fp32, 2)", Category::grad, 2 * 2 * B * m * Hkv * D * kFp32);
+          if (P > 1) allocate(p, "dK, dV step partial (fp32)", Category::grad, 2 * B * m * Hkv * D * kFp32);
         }
       }
     }
@@ -337,7 +340,7 @@ struct Simulation::State {
       return (pass == 0 ? 1 : 2) * B * H * config.seq * config.kv_seq * e;
     if (options.scheme == Scheme::flash) return 0;
     const i64 n = schedule.devices[device].query_positions.size();
-    if (pass == 0) return B * n * H * config.head_dim * kFp32 + B * H * n * kFp32;  // one step's partial (O, LSE)
+    if (pass == 0) return B * n * H * config.head_dim * e + B * H * n * kFp32;  // one step's partial (O, LSE)
     return B * H * n * kFp32;  // D = rowsum(dO ∘ O)
   }
 

@@ -333,10 +333,12 @@ std::int64_t ring_peak_bytes(const AttentionConfig& config, std::int64_t bytes_p
     const i64 own = layout_positions(config.layout, config.seq, P, p).size();
     const i64 n = config.q_replicated ? config.seq : own;
     n_max = std::max(n_max, n);
-    const i64 q = B * n * H * D * e, kv = 2 * B * m * Hkv * D * e, kv_recv = P > 1 ? kv : 0, lse = B * H * n * f;
-    const i64 forward = q + kv + kv_recv + B * n * H * D * f + lse + (B * n * H * D * f + B * H * n * f);
+    // docs/simulator.md §Memory (the GPU ring's buffers): own K, V; two rotation buffers; fp32 accumulators.
+    const i64 q = B * n * H * D * e, kv = 2 * B * own * Hkv * D * e, kv_recv = P > 1 ? 2 * 2 * B * m * Hkv * D * e : 0;
+    const i64 lse = B * H * n * f;
+    const i64 forward = q + kv + kv_recv + B * n * H * D * f + lse + (B * n * H * D * e + B * H * n * f);
     const i64 grad = B * n * H * D * e + B * n * H * D * f +
-                     (config.q_replicated ? 2 * B * own * Hkv * D * e : (P > 1 ? 2 : 1) * 2 * B * m * Hkv * D * e);
+                     (config.q_replicated ? 2 * B * own * Hkv * D * f : (P > 1 ? 3 : 2) * 2 * B * m * Hkv * D * f);
     const i64 backward = q + kv + kv_recv + B * n * H * D * e + lse + grad + B * H * n * f;
     const i64 device = pass == Pass::forward ? forward : pass == Pass::backward ? backward : std::max(forward, backward);
     peak = std::max(peak, device);

@@ -315,13 +315,23 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
     ring.load_whole(view(in.q, options.dtype, c, c.heads), view(in.k, options.dtype, c, c.kv_heads),
                     view(in.v, options.dtype, c, c.kv_heads));
     ring.load_output_gradient_whole(view(in.dout, options.dtype, c, c.heads));
-    row.fwd_ms = median_ms(options.iters, [&] { return ring.forward().milliseconds; });
-    row.bwd_ms = median_ms(options.iters, [&] { return ring.backward().milliseconds; });
+    // Each measurement: `iters` passes enqueued back to back (no host gaps between them), after a warm-up.
+    auto timed = [&](bool forward, bool compute, bool transfer) {
+      const gpu::RingPassOptions warm{compute, transfer, 1}, measured{compute, transfer, options.iters};
+      if (forward) {
+        ring.forward(warm);
+        return ring.forward(measured).milliseconds;
+      }
+      ring.backward(warm);
+      return ring.backward(measured).milliseconds;
+    };
+    row.fwd_ms = timed(true, true, true);
+    row.bwd_ms = timed(false, true, true);
     row.used_bytes = used_device_bytes() - before;  // the ring's buffers, NCCL's, allocator rounding
-    row.fwd_compute_ms = median_ms(options.iters, [&] { return ring.forward(true, false).milliseconds; });
+    row.fwd_compute_ms = timed(true, true, false);
     ring.forward();  // restore O, LSE for the backward split
-    row.bwd_compute_ms = median_ms(options.iters, [&] { return ring.backward(true, false).milliseconds; });
-    row.fwd_transfer_ms = median_ms(options.iters, [&] { return ring.forward(false, true).milliseconds; });
+    row.bwd_compute_ms = timed(false, true, false);
+    row.fwd_transfer_ms = timed(true, false, true);
     row.ring_bytes = ring.bytes_per_device();
     row.kv_bytes_per_hop = 2.0 * c.batch * static_cast<double>(ring.positions().size()) * c.kv_heads * c.head_dim *
                            gpu::size_of(options.dtype);
@@ -347,7 +357,7 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
 
 void print_bench_header(const Options& options, int P) {
   fmt::print("# ringlab-ring bench: {} ranks, {}, GPU: {}\n", P, options.dtype_name, gpu::describe_device(0));
-  fmt::print("# fwd/bwd: median of {} ring passes (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·N²·D·H per forward\n"
+  fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·N²·D·H per forward\n"
              "#   (half when causal), 2.5× for backward; eff = (single-GPU kernel on all N) / P / ring time;\n"
              "#   exposed = (ring − ring without transfers) / P per step; link = K+V bytes per hop × (P−1) / time of\n"
              "#   the forward's transfers alone; mem = the ring's buffers on rank 0 beside the simulator's ledger peak\n"

@@ -76,7 +76,14 @@ class NcclCommunicator {
   friend class NcclRing;
 };
 
-// Per-pass timing the ring measured (CUDA events on the rank's streams).
+// What one call of NcclRing::forward / backward runs.
+struct RingPassOptions {
+  bool compute = true;   // false: no kernels (the benchmark's transfers-only pass)
+  bool transfer = true;  // false: no transfers (compute only; the results are wrong)
+  int repeat = 1;        // passes enqueued back to back and waited for once (benchmarks: no host gaps)
+};
+
+// Timing the ring measured with CUDA events on the rank's stream: the mean of the `repeat` passes.
 struct RingPassTiming {
   double milliseconds = 0;
 };
@@ -102,10 +109,10 @@ class NcclRing {
   void load_shard(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v);
   void load_output_gradient_shard(ConstDeviceTensor dout);
 
-  // One pass, waited for with the watchdog (see above); throws RingFault (communicator aborted) on a fault.
-  // compute / transfer false: the benchmark's split of the pass (kernels only / transfers only).
-  RingPassTiming forward(bool compute = true, bool transfer = true);
-  RingPassTiming backward(bool compute = true, bool transfer = true);
+  // One pass (or options.repeat), waited for with the watchdog (see above); throws RingFault (communicator
+  // aborted) on a fault.
+  RingPassTiming forward(RingPassOptions options = {});
+  RingPassTiming backward(RingPassOptions options = {});
 
   // This rank's results (device memory, valid until the next pass): O [B, n, H, D] (dtype), LSE [B, H, n];
   // dQ [B, n, H, D], dK, dV [B, n, Hkv, D] (fp32, the rank's own chunk, after its last hop home).
