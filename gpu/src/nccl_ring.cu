@@ -47,6 +47,9 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 // Nonblocking communicators return ncclInProgress while NCCL finishes a call in the background; wait for it
 // (polling, with a deadline) before the next call.
+// Every grouped send/recv of a nonblocking communicator returns ncclInProgress and is enqueued within tens of
+// microseconds, on the host path of every ring step: poll without sleeping for the first millisecond (a 1 ms
+// sleep here held each step's enqueue back by 1 ms and made small steps look transfer-bound), then back off.
 void settle(ncclComm_t comm, double timeout_s, const std::string& what) {
   const auto start = Clock::now();
   for (;;) {
@@ -55,9 +58,11 @@ void settle(ncclComm_t comm, double timeout_s, const std::string& what) {
     if (state == ncclSuccess) return;
     if (state != ncclInProgress)
       throw RingFault(what + ": " + ncclGetErrorString(state) + " (" + ncclGetLastError(comm) + ")");
-    if (seconds_since(start) > timeout_s)
+    const double waited = seconds_since(start);
+    if (waited > timeout_s)
       throw RingFault(what + ": not finished after " + std::to_string(static_cast<int>(timeout_s)) + " s");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (waited < 1e-3) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
 }
 
@@ -143,9 +148,11 @@ class ProgressBoard {
 // stream, after the rank's `ready` event.
 class NcclTransport final : public Transport {
  public:
-  NcclTransport(ncclComm_t comm, int rank, int size, double timeout_s)
+  NcclTransport(ncclComm_t comm, int rank, int size, double timeout_s, bool high_priority)
       : comm_(comm), rank_(rank), size_(size), timeout_s_(timeout_s) {
-    RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    int least = 0, greatest = 0;
+    RINGLAB_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    RINGLAB_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, high_priority ? greatest : least));
   }
   ~NcclTransport() override { cudaStreamDestroy(stream_); }
   int size() const override { return size_; }
@@ -215,9 +222,12 @@ void NcclCommunicator::abort() {
 
 namespace {
 
-ncclConfig_t nonblocking_config() {
+ncclConfig_t nonblocking_config(const NcclOptions& options) {
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // so that creation and every call can be waited for with a deadline
+  // NCCL's send/recv kernels run on SMs beside the attention kernels; fewer CTAs leave more SMs to the
+  // kernels of the step the transfer overlaps (a transfer that still hides behind the step costs nothing).
+  if (options.max_ctas > 0) config.maxCTAs = options.max_ctas;
   return config;
 }
 
@@ -281,7 +291,7 @@ NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_i
   state->size = size;
   state->device = local_rank;
   state->options = options;
-  ncclConfig_t config = nonblocking_config();
+  ncclConfig_t config = nonblocking_config(options);
   RINGLAB_NCCL_CHECK(ncclCommInitRankConfig(&state->comm, size, id, rank, &config));
   try {
     settle(state->comm, options.init_timeout_s,
@@ -301,7 +311,7 @@ std::vector<NcclCommunicator> NcclCommunicator::for_local_gpus(int count, const 
   ncclUniqueId id;
   RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));
   std::vector<std::unique_ptr<State>> states;
-  ncclConfig_t config = nonblocking_config();
+  ncclConfig_t config = nonblocking_config(options);
   RINGLAB_NCCL_CHECK(ncclGroupStart());  // one thread creates all P (as ncclCommInitAll does)
   for (int r = 0; r < count; ++r) {
     auto state = std::make_unique<State>();
@@ -343,7 +353,8 @@ struct NcclRing::Impl {
                         "the communicator's size, " + std::to_string(comm.size()) + " (one rank per GPU)");
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
     rank = std::make_unique<detail::RingRank>(problem, comm.rank());
-    transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(), comm.options().stall_timeout_s);
+    transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(), comm.options().stall_timeout_s,
+                                                comm.options().high_priority_transfers);
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
     board.beat("init", 0, true);
@@ -397,7 +408,7 @@ struct NcclRing::Impl {
     if (pass_options.repeat < 1)
       throw ConfigError("repeat", std::to_string(pass_options.repeat), "at least 1 pass");
     const std::string pass = forward ? "forward" : "backward";
-    board.beat(pass, 0);
+    board.beat(pass, 0, true);  // one write per call (not per pass of a repeat)
     detail::PassOptions options;
     options.compute = pass_options.compute;
     options.transfer = pass_options.transfer;

@@ -63,6 +63,8 @@ struct Options {
   std::vector<std::string> layouts{"contiguous", "zigzag"};
   std::vector<std::string> masks{"full", "causal"};
   std::string device_preset;  // simulator preset for the predictions; default from the GPU's name
+  int nccl_max_ctas = 0;
+  std::string transfer_priority = "high";
 };
 
 struct Injection {
@@ -287,7 +289,7 @@ struct BenchRow {
   double kv_bytes_per_hop = 0;
   std::size_t ring_bytes = 0;
   double used_bytes = 0;
-  double predicted_bytes = 0, predicted_fwd_ms = 0;
+  double predicted_bytes = 0, predicted_fwd_ms = 0, predicted_bwd_ms = 0;
 };
 
 // Device memory in use on this GPU (all processes: each GPU has one ring rank here).
@@ -352,31 +354,41 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
   sim::Simulation forward_only(sim_options);
   forward_only.run();
   row.predicted_fwd_ms = forward_only.report().makespan_ns * 1e-6;
+  sim_options.pass = sim::Pass::backward;
+  sim::Simulation backward_only(sim_options);
+  backward_only.run();
+  row.predicted_bwd_ms = backward_only.report().makespan_ns * 1e-6;
   return row;
 }
 
 void print_bench_header(const Options& options, int P) {
-  fmt::print("# ringlab-ring bench: {} ranks, {}, GPU: {}\n", P, options.dtype_name, gpu::describe_device(0));
+  fmt::print("# ringlab-ring bench: {} ranks, {}, GPU: {}, NCCL maxCTAs {}, transfer stream priority {}, simulator "
+             "preset {}\n",
+             P, options.dtype_name, gpu::describe_device(0),
+             options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default", options.transfer_priority,
+             preset_for_device(options.device_preset));
   fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·N²·D·H per forward\n"
              "#   (half when causal), 2.5× for backward; eff = (single-GPU kernel on all N) / P / ring time;\n"
              "#   exposed = (ring − ring without transfers) / P per step; link = K+V bytes per hop × (P−1) / time of\n"
              "#   the forward's transfers alone; mem = the ring's buffers on rank 0 beside the simulator's ledger peak\n"
-             "#   (fwd+bwd, same dtype) and the GPU memory the ring added (cudaMemGetInfo); pred = simulator forward.\n",
+             "#   (fwd+bwd, same dtype) and the GPU memory the ring added (cudaMemGetInfo); pred = the simulator's\n"
+             "#   analytic forward / backward makespan for this config on the preset.\n",
              options.iters);
-  fmt::print("| {:<26} | {:>8} | {:>8} | {:>7} | {:>7} | {:>6} | {:>6} | {:>10} | {:>10} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |\n",
+  fmt::print("| {:<26} | {:>8} | {:>8} | {:>7} | {:>7} | {:>6} | {:>6} | {:>10} | {:>10} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |\n",
              "layout, mask, tokens/GPU", "fwd ms", "bwd ms", "TF/s f", "TF/s b", "eff f", "eff b", "exp f ms/st",
-             "exp b ms/st", "link GB/s", "ring MiB", "sim MiB", "used MiB", "pred f ms");
-  fmt::print("|{:-<28}|{:->10}|{:->10}|{:->9}|{:->9}|{:->8}|{:->8}|{:->12}|{:->12}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|\n",
-             "", "", "", "", "", "", "", "", "", "", "", "", "", "");
+             "exp b ms/st", "link GB/s", "ring MiB", "sim MiB", "used MiB", "pred f ms", "pred b ms");
+  fmt::print("|{:-<28}|{:->10}|{:->10}|{:->9}|{:->9}|{:->8}|{:->8}|{:->12}|{:->12}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|\n",
+             "", "", "", "", "", "", "", "", "", "", "", "", "", "", "");
 }
 
 void print_bench_row(const BenchRow& r, int P) {
   const double eff_f = r.single_fwd_ms / P / r.fwd_ms, eff_b = r.single_bwd_ms / P / r.bwd_ms;
   const double exposed_f = std::max(0.0, r.fwd_ms - r.fwd_compute_ms) / P, exposed_b = std::max(0.0, r.bwd_ms - r.bwd_compute_ms) / P;
   const double link = P > 1 ? r.kv_bytes_per_hop * (P - 1) / (r.fwd_transfer_ms * 1e-3) / 1e9 : 0.0;
-  fmt::print("| {:<26} | {:>8.2f} | {:>8.2f} | {:>7.0f} | {:>7.0f} | {:>5.0f}% | {:>5.0f}% | {:>11.3f} | {:>11.3f} | {:>9.0f} | {:>9.1f} | {:>9.1f} | {:>9.1f} | {:>9.2f} |\n",
+  fmt::print("| {:<26} | {:>8.2f} | {:>8.2f} | {:>7.0f} | {:>7.0f} | {:>5.0f}% | {:>5.0f}% | {:>11.3f} | {:>11.3f} | {:>9.0f} | {:>9.1f} | {:>9.1f} | {:>9.1f} | {:>9.2f} | {:>9.2f} |\n",
              r.label, r.fwd_ms, r.bwd_ms, r.tflops_fwd, r.tflops_bwd, 100 * eff_f, 100 * eff_b, exposed_f, exposed_b, link,
-             r.ring_bytes / 1048576.0, r.predicted_bytes / 1048576.0, r.used_bytes / 1048576.0, r.predicted_fwd_ms);
+             r.ring_bytes / 1048576.0, r.predicted_bytes / 1048576.0, r.used_bytes / 1048576.0, r.predicted_fwd_ms,
+             r.predicted_bwd_ms);
   std::fflush(stdout);
 }
 
@@ -429,6 +441,10 @@ int main(int argc, char** argv) {
   app.add_option("--tokens-per-gpu", options.tokens_per_gpu, "bench: tokens per GPU (list)")->delimiter(',');
   app.add_option("--layouts", options.layouts, "bench: layouts (list)")->delimiter(',');
   app.add_option("--masks", options.masks, "bench: full and/or causal (list)")->delimiter(',');
+  app.add_option("--nccl-max-ctas", options.nccl_max_ctas, "NCCL's maxCTAs (SMs its send/recv kernels may use); 0: NCCL's default")
+      ->check(CLI::Range(0, 64));
+  app.add_option("--transfer-priority", options.transfer_priority, "the NCCL stream's priority: high | normal")
+      ->check(CLI::IsMember({"high", "normal"}));
   app.add_option("--device-preset", options.device_preset, "simulator preset for the predictions (default: from the GPU)");
   try {
     app.parse(argc, argv);
@@ -445,6 +461,8 @@ int main(int argc, char** argv) {
     const Injection injection = options.inject.empty() ? Injection{} : parse_injection(options.inject);
     gpu::NcclOptions nccl;
     nccl.stall_timeout_s = options.timeout_s;
+    nccl.max_ctas = options.nccl_max_ctas;
+    nccl.high_priority_transfers = options.transfer_priority == "high";
     if (options.threads && !options.inject.empty())
       throw ConfigError("--inject", options.inject,
                         "one process per GPU (without --threads): a killed or stalled thread cannot be isolated");

@@ -43,6 +43,9 @@ struct NcclOptions {
   double stall_timeout_s = 30;     // no step finished for this long → abort (issue 6: everyone out within 60 s)
   double init_timeout_s = 60;      // communicator creation
   std::string progress_dir;        // heartbeat files for naming a dead peer (one process per GPU); empty: none
+  int max_ctas = 0;                // NCCL's ncclConfig_t::maxCTAs (SMs its kernels may take); 0: NCCL's default
+  bool high_priority_transfers = true;  // the communication stream at the highest priority: NCCL's kernels get
+                                        // SMs as soon as the attention kernel's blocks free them
 };
 
 // One rank's NCCL communicator (owned; aborted or destroyed with it). Its GPU becomes current on the calling
