@@ -50,11 +50,18 @@ std::vector<DeviceSpec> parse_devices(const std::string& text, const std::string
     device.memory_bytes = field<std::int64_t>(entry, "memory_bytes", where);
     device.memory_bandwidth = field<double>(entry, "memory_bandwidth", where);
     device.attention_efficiency = field<double>(entry, "attention_efficiency", where);
+    // Optional: devices.json files written before it existed use the forward efficiency.
+    device.attention_backward_efficiency = entry.contains("attention_backward_efficiency")
+                                               ? field<double>(entry, "attention_backward_efficiency", where)
+                                               : device.attention_efficiency;
     device.intra_node_link = parse_link(field<json>(entry, "intra_node_link", where), where + " intra_node_link");
     device.inter_node_link = parse_link(field<json>(entry, "inter_node_link", where), where + " inter_node_link");
     if (!(device.peak_flops > 0) || !(device.memory_bandwidth > 0) || device.memory_bytes <= 0 ||
-        !(device.attention_efficiency > 0 && device.attention_efficiency <= 1))
-      throw InputError(where + ": peak_flops, memory_bandwidth, memory_bytes must be > 0 and attention_efficiency in (0, 1]");
+        !(device.attention_efficiency > 0 && device.attention_efficiency <= 1) ||
+        !(device.attention_backward_efficiency > 0 && device.attention_backward_efficiency <= 1))
+      throw InputError(where +
+                       ": peak_flops, memory_bandwidth, memory_bytes must be > 0 and attention_efficiency, "
+                       "attention_backward_efficiency in (0, 1]");
     devices.push_back(device);
   }
   return devices;
@@ -80,8 +87,9 @@ DeviceSpec find_device(const std::vector<DeviceSpec>& devices, const std::string
   throw ConfigError("--device-preset", "'" + name + "'", "valid devices are " + valid);
 }
 
-std::int64_t ComputeModel::time_ns(double flops, double bytes) const {
-  const double compute_s = flops / (device.peak_flops * device.attention_efficiency);
+std::int64_t ComputeModel::time_ns(double flops, double bytes, bool backward) const {
+  const double efficiency = backward ? device.attention_backward_efficiency : device.attention_efficiency;
+  const double compute_s = flops / (device.peak_flops * efficiency);
   const double memory_s = bytes / device.memory_bandwidth;
   return static_cast<std::int64_t>(std::ceil(std::max(compute_s, memory_s) * 1e9));
 }

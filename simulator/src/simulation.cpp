@@ -454,7 +454,7 @@ struct Simulation::State {
       for (i64 id : pending) try_begin_transfer(id);
     }
     const auto [flops, bytes] = step_work(p, step, pass);
-    const i64 duration = flops > 0 ? compute_model.time_ns(flops, bytes) : 0;
+    const i64 duration = flops > 0 ? compute_model.time_ns(flops, bytes, pass == 1) : 0;
     stats[p].compute_ns += duration;
     stats[p].pairs = saturating_add(stats[p].pairs, schedule.at(p, step).pairs);
     if (duration > 0) {

@@ -20,7 +20,8 @@ struct DeviceSpec {
   double peak_flops = 0;            // FLOP/s (dense BF16 tensor core)
   std::int64_t memory_bytes = 0;    // capacity
   double memory_bandwidth = 0;      // bytes/s
-  double attention_efficiency = 1;  // fraction of peak an attention kernel reaches
+  double attention_efficiency = 1;  // fraction of peak an attention kernel reaches (forward)
+  double attention_backward_efficiency = 1;  // the same for the backward kernel (FLOPs counted as 2.5× forward)
   LinkSpec intra_node_link;         // between devices of one node (NVLink class)
   LinkSpec inter_node_link;         // between nodes (InfiniBand class)
 };
@@ -32,10 +33,11 @@ std::vector<DeviceSpec> load_devices(const std::filesystem::path& path);
 // The device called `name`; ConfigError listing the names that exist.
 DeviceSpec find_device(const std::vector<DeviceSpec>& devices, const std::string& name);
 
-// Roofline: time = max(FLOPs / (peak · efficiency), bytes / memory bandwidth).
+// Roofline: time = max(FLOPs / (peak · efficiency), bytes / memory bandwidth); the backward efficiency for
+// backward work.
 struct ComputeModel {
   DeviceSpec device;
-  std::int64_t time_ns(double flops, double bytes) const;
+  std::int64_t time_ns(double flops, double bytes, bool backward = false) const;
 };
 
 // P devices, `devices_per_node` per node; device p sends to (p + 1) mod P over an intra-node link when both
