@@ -143,10 +143,31 @@ std::string label(const AttentionConfig& c) {
   text << "B=" << c.batch << " N=" << c.seq << " D=" << c.head_dim << " H=" << c.heads << " Hkv=" << c.kv_heads
        << (c.causal ? " causal" : " full");
   if (c.window_left >= 0 || c.window_right >= 0) text << " window(" << c.window_left << "," << c.window_right << ")";
+  if (c.dilated()) text << " dilation " << format_dilation(c.dilation);
   return text.str();
 }
 
 }  // namespace
+
+TEST_CASE("gpu::head_mask_sets: one kernel mask set per LongNet pattern; group_mean is refused by name", "[gpu][ring]") {
+  auto config = shape(1, 2048, 4, 4, 64);
+  CHECK(gpu::head_mask_sets(config).size() == 1);
+  CHECK(gpu::head_mask_sets(config).front().dilation.empty());
+  config.dilation = parse_dilation("256:1,512:2");
+  const auto sets = gpu::head_mask_sets(config);
+  REQUIRE(sets.size() == 2);
+  REQUIRE(sets[1].dilation.size() == 4);
+  for (int h = 0; h < 4; ++h) CHECK(sets[1].dilation[h].offset == h % 2);  // paper rule: o = h mod r
+  config.offset_rule = OffsetRule::group;
+  config.combine = Combine::group_mean;
+  std::string message;
+  try {
+    gpu::head_mask_sets(config);
+  } catch (const ConfigError& error) {
+    message = error.what();
+  }
+  CHECK(message.find("combine") != std::string::npos);
+}
 
 TEST_CASE("gpu::VirtualRing rejects what it does not support, before touching the GPU", "[gpu][ring]") {
   auto config = shape(1, 64, 2, 2, 64);
@@ -188,6 +209,14 @@ TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout
     c.causal = true;
     c.window_left = 100;
     specs.push_back({c, DType::f16});
+    // LongNet on the ring: two patterns, each head its own offsets (paper rule), ⊕-combined (lse).
+    c = shape(1, 2048, 4, 2, 64);
+    c.causal = true;
+    c.dilation = parse_dilation("256:1,512:2");
+    specs.push_back({c, DType::bf16});
+    c = shape(1, 2048, 3, 3, 128);  // odd head count, non-causal, rates 2 and 4
+    c.dilation = parse_dilation("512:2,1024:4");
+    specs.push_back({c, DType::bf16});
   }
   std::vector<Problem> problems;
   std::uint64_t seed = 600;
@@ -241,6 +270,10 @@ TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[g
     specs.push_back({c, DType::bf16});
     c = shape(1, 4099, 2, 1, 128);
     c.causal = true;
+    specs.push_back({c, DType::bf16});
+    c = shape(1, 2048, 4, 2, 64);
+    c.causal = true;
+    c.dilation = parse_dilation("256:1,512:2");
     specs.push_back({c, DType::bf16});
   }
   std::vector<int> rings{2};

@@ -4,7 +4,7 @@
 //   1. inputs: q, k, v (and dO when the pass has a backward) drawn N(0,1) by ringlab's NormalGenerator, in
 //      the order compute mode draws them, uploaded as fp32 and rounded to bf16/fp16 on the device;
 //   2. the checked run, which is also the warm-up: the single kernel (gpu::block_attention_forward /
-//      backward, positions 0..N−1 as one run, the config's band mask) and the ring (forward, backward),
+//      backward, positions 0..N−1 as one run, the config's mask sets) and the ring (forward, backward),
 //      then max |ring − single| / max(max |single|, 1) for O, LSE, dQ, dK, dV;
 //   3. `iters` timed runs of each (CUDA events on the ring's compute stream), the median;
 //   4. the twin: sim::Simulation in analytic mode with the same config, ring, layout and --device-preset,
@@ -30,6 +30,7 @@
 #include "commands.hpp"
 #include "ringlab/golden.hpp"
 #include "ringlab/gpu/block_attention.hpp"
+#include "ringlab/gpu/lse_merge.hpp"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/ring.hpp"
@@ -223,10 +224,15 @@ int run(const GpuSimulateRequest& request) {
   const std::optional<WholeTensor> dout =
       with_backward ? std::optional(random_tensor(generator, dtype, B, N, H, D, stream)) : std::nullopt;
 
-  // The single-GPU kernel on the whole sequence: positions 0..N−1 as one run and the config's band mask,
-  // the HeadMasks VirtualRing gives each of its block calls (the GPU ring has no dilation).
+  // The single-GPU kernel on the whole sequence: positions 0..N−1 as one run and the mask sets VirtualRing
+  // gives its block calls (gpu::head_mask_sets: the band, and with dilation one set per pattern, ⊕-merged).
   const PositionSet all = contiguous_positions(0, N);
-  const gpu::HeadMasks mask(BandMask::from(config), {});
+  const std::vector<gpu::HeadMasks> masks = gpu::head_mask_sets(config);
+  const std::optional<WholeTensor> partial_out =
+      masks.size() > 1 ? std::optional(make_tensor(dtype, B, N, H, D)) : std::nullopt;
+  const std::optional<gpu::DeviceBuffer> partial_lse =
+      masks.size() > 1 ? std::optional<gpu::DeviceBuffer>(static_cast<std::size_t>(B * H * N) * sizeof(float))
+                       : std::nullopt;
   const auto scale = static_cast<float>(config.tau());
   const WholeTensor single_out = make_tensor(dtype, B, N, H, D);
   const gpu::DeviceBuffer single_lse(static_cast<std::size_t>(B * H * N) * sizeof(float));  // [B, H, N]
@@ -239,15 +245,24 @@ int run(const GpuSimulateRequest& request) {
     single_dv = make_tensor(gpu::DType::f32, B, N, Hkv, D);
   }
   auto dense_forward = [&] {
-    gpu::block_attention_forward(q.view, all, k.view, v.view, all, mask, scale, single_out.view,
-                                 single_lse.as<float>(), stream);
+    for (std::size_t j = 0; j < masks.size(); ++j) {
+      if (j == 0) {
+        gpu::block_attention_forward(q.view, all, k.view, v.view, all, masks[j], scale, single_out.view,
+                                     single_lse.as<float>(), stream);
+        continue;
+      }
+      gpu::block_attention_forward(q.view, all, k.view, v.view, all, masks[j], scale, partial_out->view,
+                                   partial_lse->as<float>(), stream);
+      gpu::lse_merge(single_out.view, single_lse.as<float>(), partial_out->view, partial_lse->as<float>(), stream);
+    }
   };
   auto dense_backward = [&] {  // as VirtualRing::backward: δ, then dQ, dK, dV accumulated from zero
     for (const WholeTensor* gradient : {&*single_dq, &*single_dk, &*single_dv})
       check_cuda(cudaMemsetAsync(gradient->buffer.data(), 0, gradient->buffer.bytes(), stream), "cudaMemsetAsync");
     gpu::output_gradient_dot(dout->view, single_out.view, delta->as<float>(), stream);
-    gpu::block_attention_backward(q.view, all, k.view, v.view, all, mask, scale, dout->view, single_lse.as<float>(),
-                                  delta->as<float>(), single_dq->view, single_dk->view, single_dv->view, stream);
+    for (const gpu::HeadMasks& mask : masks)
+      gpu::block_attention_backward(q.view, all, k.view, v.view, all, mask, scale, dout->view, single_lse.as<float>(),
+                                    delta->as<float>(), single_dq->view, single_dk->view, single_dv->view, stream);
   };
 
   // The checked run, which is also the warm-up of the timed runs. The single kernel goes first: it rejects

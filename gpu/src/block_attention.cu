@@ -11,6 +11,7 @@
 #include "cuda_check.cuh"
 #include "kernels.cuh"
 #include "ringlab/errors.hpp"
+#include "ringlab/dilation.hpp"
 #include "ringlab/gpu/block_attention.hpp"
 
 namespace ringlab::gpu {
@@ -328,6 +329,29 @@ void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream) {
     });
   });
   RINGLAB_CUDA_CHECK(cudaGetLastError());
+}
+
+std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config) {
+  const std::vector<HeadPlan> plans = plan_heads(config);
+  const std::size_t count = plans.front().masks.size();
+  for (std::size_t h = 0; h < plans.size(); ++h) {
+    if (plans[h].output_scale != 1.0)
+      throw ConfigError("combine", to_string(config.combine),
+                        "lse or group_sum on the GPU (group_mean scales each head's output by 1/k)");
+    if (plans[h].masks.size() != count)
+      throw ConfigError("dilation", std::to_string(config.dilation.size()) + " pattern(s)",
+                        "a plan in which every head runs the same number of patterns (head " + std::to_string(h) +
+                            " runs " + std::to_string(plans[h].masks.size()) + ", head 0 " + std::to_string(count) + ")");
+  }
+  std::vector<HeadMasks> sets;
+  for (std::size_t j = 0; j < count; ++j) {
+    HeadMasks set;
+    set.band = plans.front().masks[j].band;
+    if (plans.front().masks[j].dilation)
+      for (const HeadPlan& plan : plans) set.dilation.push_back(*plan.masks[j].dilation);
+    sets.push_back(std::move(set));
+  }
+  return sets;
 }
 
 }  // namespace ringlab::gpu

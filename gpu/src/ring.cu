@@ -95,14 +95,12 @@ RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, const
     : config(config_in), dtype(dtype_in) {
   config.validate();
   const std::string where = std::string("the GPU ring (") + who + ")";
-  if (config.dilated())
-    throw ConfigError("dilation", std::to_string(config.dilation.size()) + " pattern(s)", where + " supports no dilation yet");
   if (config.q_replicated) throw ConfigError("q_replicated", "true", where + " shards queries (q_replicated = false)");
   if (config.kv_seq != config.seq || config.q_start != 0)
     throw ConfigError("kv_seq/q_start", std::to_string(config.kv_seq) + "/" + std::to_string(config.q_start),
                       where + " needs self-attention: kv_seq = seq, q_start = 0");
   schedule = make_ring_schedule(config, ScheduleOptions{static_cast<i64>(size_of(dtype))});
-  mask = HeadMasks(MaskPredicate{BandMask::from(config), std::nullopt});
+  masks = head_mask_sets(config);  // LongNet: one set per pattern; throws ConfigError for group_mean
   scale = static_cast<float>(config.tau());
   for (int p = 0; p < schedule.ring_size; ++p) {
     const i64 rows = schedule.chunk_positions[p].size();
@@ -335,11 +333,13 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         const ConstDeviceTensor q(r.q.data(), dtype, B, r.rows, H, D);
         const ConstDeviceTensor k(k_held(r, s), dtype, B, step.kv_rows, Hkv, D);
         const ConstDeviceTensor v(v_held(r, s), dtype, B, step.kv_rows, Hkv, D);
-        block_attention_forward(q, r.positions, k, v, problem.schedule.chunk_positions[step.kv_owner], problem.mask,
-                                problem.scale, DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
-                                r.partial_lse.as<float>(), r.stream);
-        merge_f32(r.acc_dq.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(), B,
-                  r.rows, H, D, r.stream);
+        for (const HeadMasks& mask : problem.masks) {  // dilation: each pattern's attention, ⊕-merged
+          block_attention_forward(q, r.positions, k, v, problem.schedule.chunk_positions[step.kv_owner], mask,
+                                  problem.scale, DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
+                                  r.partial_lse.as<float>(), r.stream);
+          merge_f32(r.acc_dq.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(),
+                    B, r.rows, H, D, r.stream);
+        }
       }
       ready[i] = r.events.record(r.stream);
       r.step_done.push_back(ready[i]);
@@ -391,14 +391,16 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
           RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
           RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
         }
-        block_attention_backward(
-            ConstDeviceTensor(r.q.data(), dtype, B, r.rows, H, D), r.positions,
-            ConstDeviceTensor(k_held(r, s), dtype, B, step.kv_rows, Hkv, D),
-            ConstDeviceTensor(v_held(r, s), dtype, B, step.kv_rows, Hkv, D),
-            problem.schedule.chunk_positions[step.kv_owner], problem.mask, problem.scale,
-            ConstDeviceTensor(r.dout.data(), dtype, B, r.rows, H, D), r.lse.as<float>(), r.delta.as<float>(),
-            DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D}, DeviceTensor{dk_into, DType::f32, B, step.kv_rows, Hkv, D},
-            DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
+        for (const HeadMasks& mask : problem.masks)  // the global LSE and δ serve every pattern's backward
+          block_attention_backward(
+              ConstDeviceTensor(r.q.data(), dtype, B, r.rows, H, D), r.positions,
+              ConstDeviceTensor(k_held(r, s), dtype, B, step.kv_rows, Hkv, D),
+              ConstDeviceTensor(v_held(r, s), dtype, B, step.kv_rows, Hkv, D),
+              problem.schedule.chunk_positions[step.kv_owner], mask, problem.scale,
+              ConstDeviceTensor(r.dout.data(), dtype, B, r.rows, H, D), r.lse.as<float>(), r.delta.as<float>(),
+              DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
+              DeviceTensor{dk_into, DType::f32, B, step.kv_rows, Hkv, D},
+              DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
       if (compute && s > 0) {

@@ -37,7 +37,7 @@ struct RingProblem {
   AttentionConfig config;
   DType dtype = DType::bf16;
   RingSchedule schedule;
-  HeadMasks mask;
+  std::vector<HeadMasks> masks;  // head_mask_sets(config): one kernel call per set and step, ⊕-merged
   float scale = 1.0f;  // τ
   i64 max_rows = 0;    // the largest chunk: the rotation buffers' size
 

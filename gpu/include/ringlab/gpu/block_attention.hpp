@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "ringlab/config.hpp"
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/tensor.hpp"
 #include "ringlab/mask.hpp"
@@ -50,6 +51,12 @@ struct HeadMasks {
   }
   HeadMasks(BandMask band_, std::vector<DilationSelect> dilation_) : band(band_), dilation(std::move(dilation_)) {}
 };
+
+// The kernel masks of a whole config, one HeadMasks per pattern index j: head h's j-th mask of
+// plan_heads(config) (reference/include/ringlab/dilation.hpp). Attention under the config is the ⊕ (LSE merge)
+// of block attention under each — for combine lse and group_sum; group_mean scales each head's output and is
+// rejected (ConfigError), as are plans whose heads run different numbers of patterns. Without dilation: one.
+std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config);
 
 // q: [B, n, H, D]; k, v: [B, m, Hkv, D] (same dtype); out: [B, n, H, D] in q's dtype; lse: [B, H, n].
 // scale is τ (1/√D in attention). Throws ConfigError (unsupported dtype/head_dim, bad shapes, positions or
