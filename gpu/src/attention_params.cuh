@@ -95,6 +95,9 @@ struct AttentionParams {
   const void* v = nullptr;
   void* out = nullptr;
   float* lse = nullptr;
+  // Forward with accumulate: instead of writing O and LSE, ⊕-merge this block's (O, LSE) into the running fp32
+  // O at `accumulate` [B, n, H, D] and the running LSE at `lse` (the ring's accumulator; no partial buffer).
+  float* accumulate = nullptr;
   const void* dout = nullptr;
   const float* lse_in = nullptr;
   const float* delta = nullptr;

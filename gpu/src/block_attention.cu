@@ -276,6 +276,25 @@ void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions
   });
 }
 
+void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                                        ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
+                                        float scale, DeviceTensor acc, float* lse, Stream stream) {
+  using namespace detail;
+  AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
+  require_like(acc, q, DType::f32, "acc", "q");
+  require(lse != nullptr, "lse", "nullptr", "a device pointer to [B, H, n] floats");
+  require(q.dtype != DType::f32, "q.dtype", "fp32",
+          "bf16 or fp16 for the accumulating forward (fp32 inputs: block_attention_forward, then lse_merge)");
+  params.accumulate = static_cast<float*>(acc.data);
+  params.lse = lse;
+  i64 rows_q, rows_k;
+  visited_rows(params, rows_q, rows_k);
+  if (rows_q == 0 || rows_k == 0) return;  // nothing selected on a side: the block adds nothing
+  with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
+    launch_fast_forward<Element, HeadDim>(params, rows_q, stream);
+  });
+}
+
 void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream) {
   using namespace detail;
   require_like(dout, out, out.dtype, "dout", "out");

@@ -59,6 +59,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.q.rows) return;
+  // Accumulating, a query tile that sees no key tile adds nothing (its O = 0, LSE = −∞ would ⊕ as identity).
+  if (p.accumulate != nullptr && plan.visit_begin >= plan.visit_end) return;
   const i64 q_begin = plan.fixed_begin;
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
@@ -211,7 +213,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   ptx::cp_async_wait<0>();
   __syncthreads();
   const int g = lane / 4, c = lane % 4;
-  float row_lse[MT][2];
+  const bool accumulate = p.accumulate != nullptr;
+  float row_lse[MT][2], row_inverse[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -221,16 +224,60 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       const bool any_key = sum > 0.0f;
       const float inverse = any_key ? 1.0f / sum : 0.0f;
+      row_inverse[mt][half] = inverse;
       row_lse[mt][half] = any_key ? row_max[mt][half] * p.scale + logf(sum) : -INFINITY;
+      if (accumulate) continue;
       const int row = warp_row + mt * 16 + g + 8 * half;
 #pragma unroll
       for (int dt = 0; dt < DT; ++dt)
         *reinterpret_cast<std::uint32_t*>(shared + swizzle<CH>(row, dt) + 4 * c) =
             ptx::pack2<Element>(acc_o[mt][dt][2 * half] * inverse, acc_o[mt][dt][2 * half + 1] * inverse);
     }
+  const i64 q_end = plan.fixed_end;
+  if (accumulate) {
+    // (O, LSE) ← (O, LSE) ⊕ (this block's O, LSE) in fp32, in place (docs/semantics.md §5): each row belongs to
+    // this block alone, and its 4 lanes (c = 0..3) hold 2 of every 8 columns. All lanes read the old LSE
+    // before lane c = 0 writes the merged one.
+    float merged_lse[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const i64 query = q_begin + warp_row + mt * 16 + g + 8 * half;
+        merged_lse[mt][half] = -INFINITY;
+        if (query >= q_end) continue;
+        const float la = p.lse[(b * p.heads + h) * p.rows_q + view.q.row(query)], lb = row_lse[mt][half];
+        const float larger = fmaxf(la, lb);
+        merged_lse[mt][half] = la;
+        if (larger == -INFINITY || lb == -INFINITY) continue;  // nothing to add to this row
+        const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
+        merged_lse[mt][half] = merged;
+        const float wa = la == -INFINITY ? 0.0f : expf(la - merged);
+        const float wb = expf(lb - merged) * row_inverse[mt][half];
+        float* row = p.accumulate + plan.q_offset + view.q.row(query) * q_stride;
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+          float2* slot = reinterpret_cast<float2*>(row + dt * 8 + 2 * c);
+          float2 value = *slot;
+          value.x = wa * value.x + wb * acc_o[mt][dt][2 * half];
+          value.y = wa * value.y + wb * acc_o[mt][dt][2 * half + 1];
+          *slot = value;
+        }
+      }
+    __syncwarp();
+    if (c == 0) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const i64 query = q_begin + warp_row + mt * 16 + g + 8 * half;
+          if (query < q_end) p.lse[(b * p.heads + h) * p.rows_q + view.q.row(query)] = merged_lse[mt][half];
+        }
+    }
+    return;
+  }
   __syncwarp();
   Element* O = static_cast<Element*>(p.out) + plan.q_offset;
-  const i64 q_end = plan.fixed_end;
 #pragma unroll
   for (int index = lane; index < Traits::kRowsPerWarp * CH; index += 32) {
     const int r = index / CH, chunk = index % CH;

@@ -147,8 +147,10 @@ RingRank::RingRank(const RingProblem& problem, int rank_) : rank(rank_) {
   acc_dq = DeviceBuffer(bytes(B * n * H * D * 4));
   out = DeviceBuffer(bytes(B * n * H * D * es));
   lse = DeviceBuffer(bytes(B * H * n * 4));
-  partial_out = DeviceBuffer(bytes(B * n * H * D * es));
-  partial_lse = DeviceBuffer(bytes(B * H * n * 4));
+  if (problem.dtype == DType::f32) {  // bf16/fp16 merge in the kernel's epilogue (block_attention_forward_accumulate)
+    partial_out = DeviceBuffer(bytes(B * n * H * D * es));
+    partial_lse = DeviceBuffer(bytes(B * H * n * 4));
+  }
   dout = DeviceBuffer(bytes(B * n * H * D * es));
   delta = DeviceBuffer(bytes(B * H * n * 4));
   if (problem.schedule.ring_size > 1) {
@@ -333,9 +335,16 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         const ConstDeviceTensor q(r.q.data(), dtype, B, r.rows, H, D);
         const ConstDeviceTensor k(k_held(r, s), dtype, B, step.kv_rows, Hkv, D);
         const ConstDeviceTensor v(v_held(r, s), dtype, B, step.kv_rows, Hkv, D);
+        const PositionSet& k_positions = problem.schedule.chunk_positions[step.kv_owner];
         for (const HeadMasks& mask : problem.masks) {  // dilation: each pattern's attention, ⊕-merged
-          block_attention_forward(q, r.positions, k, v, problem.schedule.chunk_positions[step.kv_owner], mask,
-                                  problem.scale, DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
+          if (dtype != DType::f32) {  // the tensor-core kernel merges into (O, LSE) in its epilogue
+            block_attention_forward_accumulate(q, r.positions, k, v, k_positions, mask, problem.scale,
+                                               DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
+                                               r.lse.as<float>(), r.stream);
+            continue;
+          }
+          block_attention_forward(q, r.positions, k, v, k_positions, mask, problem.scale,
+                                  DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
                                   r.partial_lse.as<float>(), r.stream);
           merge_f32(r.acc_dq.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(),
                     B, r.rows, H, D, r.stream);

@@ -65,6 +65,14 @@ void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions
                              ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                              float scale, DeviceTensor out, float* lse, Stream stream = nullptr);
 
+// (O, LSE) ← (O, LSE) ⊕ block attention, in place: `acc` [B, n, H, D] fp32 and `lse` [B, H, n] are a running
+// output (start at (0, −∞)); this block's normalised O and its LSE are merged into them in the kernel's
+// epilogue, in fp32 — no partial buffer, no merge kernel (a ring step's forward). bf16/fp16 only (the
+// tensor-core kernels); otherwise as block_attention_forward.
+void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
+                                        ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
+                                        float scale, DeviceTensor acc, float* lse, Stream stream = nullptr);
+
 // δ [B, H, n] = rowsum(dO ∘ O) in fp32; dout and out have the same dtype and shape [B, n, H, D].
 void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream = nullptr);
 
