@@ -358,8 +358,9 @@ int run(const GpuSimulateRequest& request) {
                peak > 0 ? fmt::format("{:.2f}", static_cast<double>(allocated) / static_cast<double>(peak)) : "-");
   }
   if (P > shown) fmt::print("{:>6}\n", fmt::format("... {} more devices (see --report-json)", P - shown));
-  fmt::print("The ring allocates the buffers of forward and backward up front (docs/gpu-rings.md); the ledger holds "
-             "one pass's at a time (docs/simulator.md, Memory): the allocation exceeds the ledger's peak.\n");
+  fmt::print("The ring keeps both passes' buffers (its forward O accumulator is reused as dQ; docs/gpu-rings.md); the "
+             "ledger holds one pass's at a time (docs/simulator.md, Memory), and its backward peak counts the same "
+             "buffers: equal for bf16/fp16 when P > 1.\n");
 
   fmt::print("\nTime per pass: measured (median of {} runs after a warm-up, CUDA events) vs predicted (simulator, {})\n",
              request.iters, preset.name);
