@@ -373,4 +373,11 @@ std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config) {
   return sets;
 }
 
+void require_supported(DType dtype, std::int64_t head_dim, std::int64_t heads, bool per_head_dilation) {
+  detail::require_supported(dtype, head_dim);
+  if (per_head_dilation && heads > detail::kMaxDilationHeads)
+    throw ConfigError("heads", std::to_string(heads),
+                      "at most " + std::to_string(detail::kMaxDilationHeads) + " with per-head dilation");
+}
+
 }  // namespace ringlab::gpu

@@ -235,6 +235,9 @@ ncclConfig_t nonblocking_config(const NcclOptions& options) {
 ncclUniqueId id_through_file(const std::string& path, int rank, double timeout_s) {
   ncclUniqueId id;
   if (rank == 0) {
+    if (std::ifstream(path).good())  // another run's id would send the other ranks to a dead address
+      throw ConfigError("RINGLAB_NCCL_ID_FILE", path,
+                        "a path that does not exist yet: a fresh one per run (rank 0 creates it; remove the old one)");
     RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));
     {
       std::ofstream file(path + ".tmp", std::ios::binary | std::ios::trunc);
@@ -267,18 +270,24 @@ NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_i
                       "set by the launcher: RANK, WORLD_SIZE, LOCAL_RANK (torchrun style, scripts/launch_local.sh), "
                       "or OMPI_COMM_WORLD_* (mpirun) / SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID (srun)");
   const int rank = *rank_set, size = *size_set;
-  const int local_rank =
-      launcher_int({"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}).value_or(rank);
+  const auto local_set = launcher_int({"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"});
+  const int local_rank = local_set.value_or(rank);
   if (size < 1) throw ConfigError("WORLD_SIZE", std::to_string(size), "at least 1");
   if (rank >= size) throw ConfigError("RANK", std::to_string(rank), "0 .. WORLD_SIZE − 1 = " + std::to_string(size - 1));
   if (local_rank >= device_count())
-    throw ConfigError("LOCAL_RANK", std::to_string(local_rank),
+    throw ConfigError(local_set ? "LOCAL_RANK" : "LOCAL_RANK (unset, so RANK)", std::to_string(local_rank),
                       "a GPU of this node: 0 .. " + std::to_string(device_count() - 1));
   if (options.progress_dir.empty())
     if (const char* dir = std::getenv("RINGLAB_PROGRESS_DIR")) options.progress_dir = dir;
   RINGLAB_CUDA_CHECK(cudaSetDevice(local_rank));
   ncclUniqueId id;
-  if (std::getenv("NCCL_COMM_ID")) {
+  if (const char* address = std::getenv("NCCL_COMM_ID")) {
+    const std::string text = address;
+    const auto colon = text.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : text.substr(colon + 1);
+    if (colon == 0 || port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535)
+      throw ConfigError("NCCL_COMM_ID", text, "host:port of rank 0, e.g. 10.0.0.1:29500 (port 1..65535)");
     RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));  // NCCL reads NCCL_COMM_ID: every rank gets rank 0's address
   } else if (const char* path = std::getenv("RINGLAB_NCCL_ID_FILE")) {
     id = id_through_file(path, rank, options.init_timeout_s);
@@ -292,7 +301,12 @@ NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_i
   state->device = local_rank;
   state->options = options;
   ncclConfig_t config = nonblocking_config(options);
-  RINGLAB_NCCL_CHECK(ncclCommInitRankConfig(&state->comm, size, id, rank, &config));
+  const ncclResult_t created = ncclCommInitRankConfig(&state->comm, size, id, rank, &config);
+  if (created != ncclSuccess && created != ncclInProgress) {
+    if (state->comm) ncclCommAbort(state->comm);
+    state->aborted = true;
+    throw RingFault("rank " + std::to_string(rank) + ": ncclCommInitRankConfig: " + ncclGetErrorString(created));
+  }
   try {
     settle(state->comm, options.init_timeout_s,
            "rank " + std::to_string(rank) + ": creating the communicator (did every rank of WORLD_SIZE = " +
@@ -312,23 +326,41 @@ std::vector<NcclCommunicator> NcclCommunicator::for_local_gpus(int count, const 
   RINGLAB_NCCL_CHECK(ncclGetUniqueId(&id));
   std::vector<std::unique_ptr<State>> states;
   ncclConfig_t config = nonblocking_config(options);
+  // On any failure every communicator created so far is aborted (never destroyed while in progress).
+  auto abort_all = [&states] {
+    for (auto& state : states)
+      if (state && state->comm && !state->aborted) {
+        ncclCommAbort(state->comm);
+        state->aborted = true;
+      }
+  };
   RINGLAB_NCCL_CHECK(ncclGroupStart());  // one thread creates all P (as ncclCommInitAll does)
-  for (int r = 0; r < count; ++r) {
+  ncclResult_t created = ncclSuccess;
+  for (int r = 0; r < count && (created == ncclSuccess || created == ncclInProgress); ++r) {
     auto state = std::make_unique<State>();
     state->rank = r;
     state->size = count;
     state->device = r;
     state->options = options;
-    RINGLAB_CUDA_CHECK(cudaSetDevice(r));
-    RINGLAB_NCCL_CHECK(ncclCommInitRankConfig(&state->comm, count, id, r, &config));
+    if (cudaSetDevice(r) != cudaSuccess) created = ncclInvalidUsage;
+    else created = ncclCommInitRankConfig(&state->comm, count, id, r, &config);
     states.push_back(std::move(state));
   }
-  RINGLAB_NCCL_CHECK(ncclGroupEnd());
-  std::vector<NcclCommunicator> result;
-  for (auto& state : states) {
-    settle(state->comm, options.init_timeout_s, "rank " + std::to_string(state->rank) + ": creating the communicator");
-    result.push_back(NcclCommunicator(std::move(state)));
+  const ncclResult_t grouped = ncclGroupEnd();  // the group is closed whatever happened inside it
+  if ((created != ncclSuccess && created != ncclInProgress) || (grouped != ncclSuccess && grouped != ncclInProgress)) {
+    abort_all();
+    throw RingFault(std::string("creating the communicators of ") + std::to_string(count) + " local GPUs: " +
+                    ncclGetErrorString(created != ncclSuccess && created != ncclInProgress ? created : grouped));
   }
+  try {
+    for (auto& state : states)
+      settle(state->comm, options.init_timeout_s, "rank " + std::to_string(state->rank) + ": creating the communicator");
+  } catch (...) {
+    abort_all();
+    throw;
+  }
+  std::vector<NcclCommunicator> result;
+  for (auto& state : states) result.push_back(NcclCommunicator(std::move(state)));
   return result;
 }
 
@@ -351,6 +383,8 @@ struct NcclRing::Impl {
     if (problem.schedule.ring_size != comm.size())
       throw ConfigError("ring", std::to_string(problem.schedule.ring_size),
                         "the communicator's size, " + std::to_string(comm.size()) + " (one rank per GPU)");
+    if (comm.state_->aborted)
+      throw RingFault("rank " + std::to_string(comm.rank()) + ": the communicator was aborted by an earlier fault");
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
     rank = std::make_unique<detail::RingRank>(problem, comm.rank());
     transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(), comm.options().stall_timeout_s,
@@ -364,21 +398,26 @@ struct NcclRing::Impl {
     cudaEventDestroy(pass_end);
   }
 
+  bool failed = false;  // fail() ran: its RingFault carries the diagnosis
+
   [[noreturn]] void fail(const std::string& pass, int step, const std::string& why) {
+    failed = true;
     comm.abort();
     throw RingFault("rank " + std::to_string(comm.rank()) + " (GPU " + std::to_string(comm.device()) + "): " + why +
                     " at " + pass + " step " + std::to_string(step) + " of " + std::to_string(comm.size()) +
                     "; communicator aborted. The other ranks:\n" + board.peers());
   }
 
-  // Waits for the pass by polling: its end event, the per-step events (progress), NCCL's asynchronous error.
-  RingPassTiming wait(const std::string& pass, int repeat) {
+  // Progress of the current call: how many of rank->step_done (every step of every repeated pass) finished.
+  std::size_t finished = 0;
+  Clock::time_point last_progress{};
+
+  // Polls until `until` completes: the per-step events (progress), NCCL's asynchronous error, a stall.
+  void wait_until(cudaEvent_t until, const std::string& pass) {
     const double timeout = comm.options().stall_timeout_s;
-    std::size_t finished = 0;
-    auto last_progress = Clock::now();
     for (;;) {
-      const cudaError_t done = cudaEventQuery(pass_end);
-      if (done == cudaSuccess) break;
+      const cudaError_t done = cudaEventQuery(until);
+      if (done == cudaSuccess) return;
       if (done != cudaErrorNotReady) fail(pass, static_cast<int>(finished), std::string("CUDA error ") + cudaGetErrorString(done));
       while (finished < rank->step_done.size() && cudaEventQuery(rank->step_done[finished]) == cudaSuccess) {
         ++finished;
@@ -397,13 +436,12 @@ struct NcclRing::Impl {
                  " → " + std::to_string((comm.rank() + 1) % comm.size()) + ")");
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    board.beat(pass + "-done", static_cast<int>(rank->step_done.size()));
-    float ms = 0;
-    RINGLAB_CUDA_CHECK(cudaEventElapsedTime(&ms, pass_start, pass_end));
-    return {ms / repeat};
   }
 
   RingPassTiming run(bool forward, const RingPassOptions& pass_options) {
+    if (comm.state_->aborted)  // ncclCommAbort freed it: nothing may touch it again
+      throw RingFault("rank " + std::to_string(comm.rank()) +
+                      ": the communicator was aborted by an earlier fault; create a new NcclCommunicator and ring");
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
     if (pass_options.repeat < 1)
       throw ConfigError("repeat", std::to_string(pass_options.repeat), "at least 1 pass");
@@ -420,22 +458,36 @@ struct NcclRing::Impl {
       };
       inject_action = nullptr;
     }
+    finished = 0;
+    last_progress = Clock::now();
     try {
       RINGLAB_CUDA_CHECK(cudaEventRecord(pass_start, rank->stream));
       const cudaEvent_t start[1] = {pass_start};
       detail::RingRank* ranks[1] = {rank.get()};
+      cudaEvent_t previous_end = nullptr;
       for (int i = 0; i < pass_options.repeat; ++i) {  // a pass waits for the previous one on the rank's stream
+        options.continues = i > 0;
         if (forward) detail::ring_forward(problem, ranks, *transport, i == 0 ? start : std::span<const cudaEvent_t>(), options);
         else detail::ring_backward(problem, ranks, *transport, i == 0 ? start : std::span<const cudaEvent_t>(), options);
         options.before_step = nullptr;
+        // At most two passes in flight: the GPU always has the next one queued, and the host never blocks in a
+        // full launch queue (where no watchdog could run) if a peer dies.
+        if (previous_end) wait_until(previous_end, pass);
+        previous_end = rank->events.record(rank->stream);
       }
       // The driver orders every transfer of the pass (the last dK/dV hop too) into the rank's stream.
       RINGLAB_CUDA_CHECK(cudaEventRecord(pass_end, rank->stream));
-      return wait(pass, pass_options.repeat);
-    } catch (...) {
-      comm.abort();  // whatever failed, no NCCL work of this rank may be left waiting
-      throw;
+      wait_until(pass_end, pass);
+    } catch (const std::exception& error) {
+      if (failed) throw;  // fail() aborted and diagnosed already
+      // A CUDA or NCCL call failed, or timed out, while enqueueing (e.g. a peer that never connects): abort
+      // and say where, with the other ranks' heartbeats.
+      fail(pass, static_cast<int>(finished), error.what());
     }
+    board.beat(pass + "-done", static_cast<int>(rank->step_done.size()));
+    float ms = 0;
+    RINGLAB_CUDA_CHECK(cudaEventElapsedTime(&ms, pass_start, pass_end));
+    return {ms / pass_options.repeat};
   }
 };
 
@@ -620,10 +672,6 @@ int NcclCommunicator::rank() const { return 0; }
 int NcclCommunicator::size() const { return 0; }
 int NcclCommunicator::device() const { return 0; }
 const NcclOptions& NcclCommunicator::options() const { no_nccl(); }
-void NcclCommunicator::request_abort() {
-  if (state_) state_->abort_requested = true;
-}
-
 void NcclCommunicator::abort() {}
 void NcclCommunicator::request_abort() {}
 struct NcclRing::Impl {};

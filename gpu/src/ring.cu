@@ -101,6 +101,7 @@ RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, const
                       where + " needs self-attention: kv_seq = seq, q_start = 0");
   schedule = make_ring_schedule(config, ScheduleOptions{static_cast<i64>(size_of(dtype))});
   masks = head_mask_sets(config);  // LongNet: one set per pattern; throws ConfigError for group_mean
+  require_supported(dtype, config.head_dim, config.heads, config.dilated());  // before any buffer exists
   scale = static_cast<float>(config.tau());
   for (int p = 0; p < schedule.ring_size; ++p) {
     const i64 rows = schedule.chunk_positions[p].size();
@@ -294,11 +295,13 @@ void post_kv_round(const RingProblem& problem, std::span<RingRank* const> ranks,
   for (std::size_t i = 0; i < ranks.size(); ++i) arrived[i] = transport.arrived(ranks[i]->rank);
 }
 
-void begin(std::span<RingRank* const> ranks, Transport& transport, std::span<const cudaEvent_t> start) {
+void begin(std::span<RingRank* const> ranks, Transport& transport, std::span<const cudaEvent_t> start, bool continues) {
   transport.begin_pass();
   for (std::size_t i = 0; i < ranks.size(); ++i) {
-    ranks[i]->events.reset();
-    ranks[i]->step_done.clear();
+    if (!continues) {  // a repeated pass keeps them: the watchdog reads every pass's step events
+      ranks[i]->events.reset();
+      ranks[i]->step_done.clear();
+    }
     if (i < start.size() && start[i]) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(ranks[i]->stream, start[i], 0));
   }
 }
@@ -315,7 +318,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   const int P = problem.schedule.ring_size;
   const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
   const DType dtype = problem.dtype;
-  begin(ranks, transport, start);
+  begin(ranks, transport, start, options.continues);
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
   for (RingRank* r : ranks) {  // (O, LSE) = (0, −∞) in fp32
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));
@@ -369,7 +372,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
   const DType dtype = problem.dtype;
   const i64 grad_row_bytes = B * Hkv * D * 4;
-  begin(ranks, transport, start);
+  begin(ranks, transport, start, options.continues);
   std::vector<cudaEvent_t> ready(ranks.size()), kv_arrived(ranks.size(), nullptr),
       next_kv_arrived(ranks.size(), nullptr), grads_arrived(ranks.size(), nullptr);
   for (RingRank* r : ranks) {

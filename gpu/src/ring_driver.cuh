@@ -104,6 +104,7 @@ struct PassOptions {
   bool compute = true;
   bool transfer = true;
   std::function<void(int step)> before_step;  // called on the host before step s is enqueued (fault injection)
+  bool continues = false;  // a repeat of the previous pass: keep the rank's events and step_done (watchdog progress)
 };
 
 // One pass over `ranks` (the ranks this host thread drives). Each starts after `start[i]` (an event, or

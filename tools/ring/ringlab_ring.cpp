@@ -1,7 +1,7 @@
 // ringlab-ring: ring attention on real GPUs over NCCL (gpu::NcclRing, issue 6) — check, benchmark, faults.
 //
 //   one process per GPU (torchrun / srun / mpirun style; docs/gpu-rings.md):
-//     scripts/launch_local.sh 4 build/release/tools/ringlab-ring --mode bench
+//     scripts/launch_local.sh 4 build/release/tools/ring/ringlab-ring --mode bench
 //       (sets RANK, WORLD_SIZE, LOCAL_RANK, NCCL_COMM_ID, RINGLAB_PROGRESS_DIR for each process)
 //   one process, a thread per local GPU:
 //     ringlab-ring --threads --gpus 4 --mode check
@@ -73,6 +73,13 @@ struct Injection {
   int rank = -1, step = -1;
 };
 
+// A whole non-negative integer (std::stoi would accept "1x").
+int parse_count(const std::string& text, const std::string& flag, const std::string& whole) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw ConfigError(flag, whole, "KIND@RANK:STEP with non-negative integers RANK and STEP, e.g. kill@1:2");
+  return std::stoi(text);
+}
+
 Injection parse_injection(const std::string& text) {
   Injection injection;
   const auto at = text.find('@'), colon = text.find(':');
@@ -81,12 +88,8 @@ Injection parse_injection(const std::string& text) {
   injection.kind = text.substr(0, at);
   if (injection.kind != "kill" && injection.kind != "stall")
     throw ConfigError("--inject", text, "KIND kill or stall (KIND@RANK:STEP)");
-  try {
-    injection.rank = std::stoi(text.substr(at + 1, colon - at - 1));
-    injection.step = std::stoi(text.substr(colon + 1));
-  } catch (const std::exception&) {
-    throw ConfigError("--inject", text, "integers RANK and STEP (KIND@RANK:STEP)");
-  }
+  injection.rank = parse_count(text.substr(at + 1, colon - at - 1), "--inject", text);
+  injection.step = parse_count(text.substr(colon + 1), "--inject", text);
   return injection;
 }
 
@@ -406,6 +409,10 @@ void print_bench_row(const BenchRow& r, int P) {
 
 // One rank's whole job. Throws RingFault (communicator aborted) or other errors.
 bool run_rank(gpu::NcclCommunicator& comm, const AttentionConfig& base, const Options& options, const Injection& injection) {
+  if (injection.rank >= comm.size() || injection.step >= comm.size())
+    throw ConfigError("--inject", options.inject,
+                      "RANK and STEP in 0 .. " + std::to_string(comm.size() - 1) + " (the ring has " +
+                          std::to_string(comm.size()) + " ranks and steps)");
   if (options.mode == "check") {
     AttentionConfig c = base;
     c.ring = comm.size();
@@ -442,10 +449,13 @@ int main(int argc, char** argv) {
   defaults.layout = Layout::zigzag;
   cli::ConfigFlags config_flags(app, defaults);
   Options options;
-  app.add_option("--mode", options.mode, "check | bench")->check(CLI::IsMember({"check", "bench"}));
+  app.add_option("--mode", options.mode,
+                 "check | bench (bench sweeps --tokens-per-gpu × --layouts × --masks; its --seq, --causal, --layout and "
+                 "--ring come from the sweep and the number of ranks)")
+      ->check(CLI::IsMember({"check", "bench"}));
   app.add_option("--dtype", options.dtype_name, "bf16 | fp16")->check(CLI::IsMember({"bf16", "fp16"}));
   app.add_flag("--threads", options.threads, "one process, a thread per local GPU (else one process per GPU from RANK/WORLD_SIZE)");
-  app.add_option("--gpus", options.gpus, "with --threads: how many local GPUs (default all)");
+  app.add_option("--gpus", options.gpus, "with --threads: how many local GPUs (default all)")->check(CLI::Range(1, 1024));
   app.add_option("--iters", options.iters, "bench: timed passes per measurement (median)")->check(CLI::Range(1, 1000));
   app.add_option("--seed", options.seed, "inputs: N(0,1) from this seed, the same on every rank");
   app.add_option("--timeout-s", options.timeout_s, "abort when no ring step finishes for this long (s)")->check(CLI::Range(1.0, 3600.0));
@@ -469,7 +479,14 @@ int main(int argc, char** argv) {
     AttentionConfig config = config_flags.config();
     for (const std::string& mask : options.masks)
       if (mask != "full" && mask != "causal") throw ConfigError("--masks", mask, "full or causal");
-    for (const std::string& layout : options.layouts) (void)parse_layout(layout);
+    for (const std::string& layout : options.layouts) (void)parse_layout(layout, "--layouts");
+    for (const i64 tokens : options.tokens_per_gpu)
+      if (tokens < 1) throw ConfigError("--tokens-per-gpu", std::to_string(tokens), "positive token counts per GPU");
+    if (options.gpus > 0 && !options.threads)
+      throw ConfigError("--gpus", std::to_string(options.gpus),
+                        "only with --threads (one process per GPU takes WORLD_SIZE from the launcher)");
+    if (!options.inject.empty() && options.mode != "check")
+      throw ConfigError("--inject", options.inject, "only with --mode check (the benchmark runs no injected faults)");
     const Injection injection = options.inject.empty() ? Injection{} : parse_injection(options.inject);
     gpu::NcclOptions nccl;
     nccl.stall_timeout_s = options.timeout_s;
@@ -495,6 +512,10 @@ int main(int argc, char** argv) {
             errors[r] = fault.what();
             codes[r] = kExitRingFault;
             for (auto& comm : comms) comm.request_abort();
+          } catch (const ConfigError& error) {
+            errors[r] = error.what();
+            codes[r] = kExitBadInput;
+            for (auto& comm : comms) comm.request_abort();
           } catch (const std::exception& error) {
             errors[r] = error.what();
             codes[r] = kExitInternal;
@@ -509,7 +530,10 @@ int main(int argc, char** argv) {
         code = std::max(code, codes[r]);
       }
       std::fflush(stderr);
-      if (code == kExitRingFault || code == kExitInternal) std::_Exit(code);  // no waiting on aborted work at exit
+      // Bad input anywhere is the answer (the other ranks then stop with faults because of it).
+      if (std::find(codes.begin(), codes.end(), kExitBadInput) != codes.end()) code = kExitBadInput;
+      if (code == kExitRingFault || code == kExitInternal || code == kExitBadInput)
+        std::_Exit(code);  // communicators aborted: no destructors waiting on their work at exit
       return code;
     }
     auto comm = gpu::NcclCommunicator::from_environment(nccl);

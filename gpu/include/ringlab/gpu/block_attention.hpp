@@ -89,6 +89,10 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
 // Element-wise dtype conversion between two tensors of the same shape (e.g. fp32 dQ → bf16).
 void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream = nullptr);
 
+// Throws the ConfigError the kernels would throw for this dtype, head_dim and head count (with per-head
+// dilation at most 128 heads), so that callers (the rings) can refuse before allocating anything.
+void require_supported(DType dtype, std::int64_t head_dim, std::int64_t heads, bool per_head_dilation);
+
 // "bf16/fp16: head_dim 64, 128 (tensor cores); fp32: head_dim 1..128 (teaching kernel)" and the other
 // limits, for error messages and documentation.
 std::string supported_configurations();

@@ -4,24 +4,25 @@
 //   Transport     a round of hops: every rank sends to rank + 1 and receives from rank − 1, asynchronously on
 //                 the transport's stream, ordered after events (as ncclGroupStart / ncclGroupEnd).
 //   CopyTransport P virtual devices on one GPU: cudaMemcpyAsync device-to-device on one copy stream.
-//   VirtualRing   P virtual devices on one GPU, each with its own buffers (Q shard, double-buffered K/V,
-//                 O/LSE accumulator, dQ, travelling dK/dV, home dK/dV): the per-device memory of a real ring.
+//   VirtualRing   P virtual devices on one GPU, each with its own buffers (Q shard, own K/V, two K/V rotation
+//                 buffers, fp32 O accumulator reused as dQ, travelling fp32 dK/dV accumulators and a step
+//                 partial): the per-device memory of a real ring (docs/simulator.md §Memory).
 //   NcclRing      one rank per GPU over NCCL (ringlab/gpu/nccl_ring.hpp), the same driver and buffers.
 //
 // Forward, step s (RingSchedule::at(p, s)): device p holds the K/V chunk of owner (p − s) mod P in buffer
-// s mod 2 (step 0: its home chunk); the transport moves every chunk to buffer (s + 1) mod 2 of the next
-// device while the device's own compute stream runs gpu::block_attention_forward on the held chunk (global
-// positions from the schedule) and an LSE merge into the device's fp32 (O, LSE) accumulator, started at
-// (0, −∞) (fp32, so that P merges do not round O to bf16 P times; O is converted to the dtype at the end).
-// Skipped steps launch nothing. The virtual devices' streams run concurrently, as separate GPUs would.
+// s mod 2 (step 0: its own chunk); the transport moves every chunk to buffer (s + 1) mod 2 of the next
+// device while the device's own compute stream runs gpu::block_attention_forward_accumulate on the held chunk
+// (global positions from the schedule): the kernel ⊕-merges into the device's fp32 (O, LSE), started at
+// (0, −∞), in its epilogue; O is converted to the dtype at the end. Skipped steps launch nothing. The virtual
+// devices' streams run concurrently, as separate GPUs would.
 //
-// Backward: δ = rowsum(dO ∘ O) once, then per step gpu::block_attention_backward into the device's dQ and
-// the travelling fp32 dK/dV of the held chunk; K/V for step s + 1 are prefetched during step s, dK/dV go
-// on after step s (they are its output), and after the last step they take one more hop home to the owner.
+// Backward: δ = rowsum(dO ∘ O) once, then per step gpu::block_attention_backward into the device's dQ and a
+// step partial dK/dV of the held chunk, added into the chunk's accumulator received from the previous device
+// and sent on (after the last step, home to the owner); K/V for step s + 1 are prefetched during step s.
 //
-// Only what the GPU kernels and this slice support: no dilation, no q_replicated, self-attention
-// (kv_seq = seq, q_start = 0); bf16/fp16 with head_dim 64/128 (fp32 on the teaching kernels for checking).
-// Anything else throws ConfigError before allocating.
+// Dilation (LongNet) runs one kernel call per pattern (gpu::head_mask_sets). Not supported (ConfigError before
+// anything is allocated): combine group_mean, q_replicated, cross-attention (kv_seq ≠ seq or q_start ≠ 0),
+// head dims and dtypes the kernels lack (bf16/fp16: 64, 128; fp32 on the teaching kernels for checking).
 #pragma once
 
 #include <cstddef>
