@@ -135,7 +135,10 @@ TEST_CASE("schedule steps: owners, bytes, heads and batch", "[schedule]") {
       // Non-causal: every pair of the two chunks, times H heads.
       CHECK(step.pairs == 6 * schedule.devices[p].query_positions.size() * step.kv_rows);
       CHECK(step.forward_bytes_sent == (s < 2 ? step.kv_rows * schedule.kv_bytes_per_row : 0));
-      CHECK(step.backward_bytes_sent == (s < 2 ? 2 : 1) * step.kv_rows * schedule.kv_bytes_per_row);
+      // dK, dV travel as fp32 accumulators (gradient_bytes_per_element = 4 by default).
+      CHECK(schedule.gradient_bytes_per_row == 2 * 2 * 3 * 16 * 4);
+      CHECK(step.backward_bytes_sent == step.kv_rows * (s < 2 ? schedule.kv_bytes_per_row + schedule.gradient_bytes_per_row
+                                                              : schedule.gradient_bytes_per_row));
     }
   CHECK(schedule.total_pairs() == 6 * 100 * 100);
 }

@@ -537,7 +537,7 @@ struct Simulation::State {
     m.kind = kind;
     m.owner = schedule.at(p, step).kv_owner;
     const i64 rows = options.send_selected_rows ? schedule.at(p, step).selected_rows : schedule.at(p, step).kv_rows;
-    m.bytes = rows * schedule.kv_bytes_per_row;
+    m.bytes = rows * (kind == MessageKind::kv ? schedule.kv_bytes_per_row : schedule.gradient_bytes_per_row);
     m.sequence = link_sequence[pass][p]++;
     m.token = (static_cast<std::uint64_t>(m.owner) << 32) ^ static_cast<std::uint64_t>(m.sequence * 2654435761ULL);
     if (options.mode == Mode::compute) {

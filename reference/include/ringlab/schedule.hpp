@@ -15,7 +15,9 @@
 namespace ringlab {
 
 struct ScheduleOptions {
-  std::int64_t bytes_per_element = 2;  // of the K/V being sent (bf16 by default: what real rings move)
+  std::int64_t bytes_per_element = 2;           // of the K/V being sent (bf16 by default: what real rings move)
+  std::int64_t gradient_bytes_per_element = 4;  // of the dK/dV accumulators sent in backward (fp32, as the GPU
+                                                // ring and ring-flash-attention keep them)
 };
 
 struct RingStep {
@@ -25,7 +27,8 @@ struct RingStep {
   std::int64_t pairs = 0;     // unmasked score entries, summed over heads and dilation patterns (one batch element)
   bool skipped = false;       // the mask excludes every pair: nothing to compute
   std::int64_t forward_bytes_sent = 0;   // K and V passed on after this step (0 after the last step)
-  std::int64_t backward_bytes_sent = 0;  // K, V, dK, dV passed on (the last step returns dK, dV to the owner)
+  std::int64_t backward_bytes_sent = 0;  // K, V and the dK, dV accumulators passed on (the last step returns
+                                         // dK, dV to the owner)
   std::int64_t selected_rows = 0;        // dilation: rows of the chunk some head/pattern selects (= kv_rows otherwise)
 };
 
@@ -44,6 +47,7 @@ struct RingSchedule {
   std::vector<PositionSet> chunk_positions;  // [owner]: the K/V tokens each device owns
   std::vector<DeviceSchedule> devices;       // [device]
   std::int64_t kv_bytes_per_row = 0;          // 2 · B · Hkv · D · bytes_per_element (K and V of one token)
+  std::int64_t gradient_bytes_per_row = 0;    // 2 · B · Hkv · D · gradient_bytes_per_element (its dK and dV)
 
   const RingStep& at(int device, int step) const { return devices[device].steps[step]; }
   std::int64_t total_pairs() const;
