@@ -286,7 +286,7 @@ TEST_CASE("exposed waits replay the step rule and add up to the simulator's tota
           options.pass = pass;
           Simulation simulation(options);
           simulation.run();
-          const auto waits = exposed_waits(simulation.slices(), 8);
+          const auto waits = exposed_waits(simulation.slices(), 8, overlap && !replicated);
           const Report report = simulation.report();
           for (int p = 0; p < 8; ++p) {
             std::int64_t sum = 0;

@@ -163,7 +163,11 @@ const sim::AttentionMap& Model::attention_map(sim::MapOrder order) {
 }
 
 const std::vector<std::vector<sim::Interval>>& Model::exposed_waits() {
-  if (!waits_) waits_ = sim::exposed_waits(simulation_->slices(), devices());
+  if (!waits_) {
+    const auto& options = settings().options;
+    waits_ = sim::exposed_waits(simulation_->slices(), devices(),
+                                options.overlap && !options.config.q_replicated && devices() > 1);
+  }
   return *waits_;
 }
 

@@ -96,13 +96,18 @@ struct DeviceRun {
   bool computing = false, finished = false, dead = false;
   i64 compute_end_ns = 0;
   int sends_in_flight = 0;
+  int dkv_sends_in_flight = 0;      // of sends_in_flight
+  int gradient_posted_for = -1;     // overlapped backward: the last step whose dK/dV accumulator went on
   std::vector<i64> receive_posted_ns;  // [step] when the device posted its receive for that step, −1 if not yet
   std::vector<char> kv_received, dkv_received;  // [step]
   i64 expected_sequence = 0;
   i64 waiting_since_ns = -1;
   std::vector<i64> pending_messages;
   // [step] earliest transfer start of a message this device needs for that step / of its own sends after it
-  std::vector<i64> first_incoming_transfer_ns, first_outgoing_transfer_ns;  // posted by the upstream device before this one posted its receive
+  std::vector<i64> first_incoming_transfer_ns, first_outgoing_transfer_ns;
+  // The same split by kind, for overlapped backward (a step waits for the K/V of its own step but for the
+  // dK/dV accumulator tagged with the step before, which it adds after computing that one).
+  std::vector<i64> first_incoming_kv_ns, first_incoming_dkv_ns, first_outgoing_kv_ns;  // posted by the upstream device before this one posted its receive
 };
 
 struct DeviceStats {
@@ -115,6 +120,9 @@ struct DeviceData {
   Tensor<double> q, out, lse, dout, dq;
   Tensor<double> own_dk, own_dv;  // replicated queries: the owner's dK, dV, computed at step 0, never sent
   ChunkData held, incoming;
+  // Overlapped backward: the dK/dV accumulators from upstream by the step they are added at (the next one can
+  // arrive while the previous waits for its add, as the GPU ring's two accumulator buffers allow).
+  std::map<int, ChunkData> incoming_gradients;
 };
 
 }  // namespace
@@ -375,6 +383,9 @@ struct Simulation::State {
       run.receive_posted_ns.assign(P + 1, -1);
       run.first_incoming_transfer_ns.assign(P + 1, std::numeric_limits<i64>::max());
       run.first_outgoing_transfer_ns.assign(P + 1, std::numeric_limits<i64>::max());
+      run.first_incoming_kv_ns.assign(P + 1, std::numeric_limits<i64>::max());
+      run.first_incoming_dkv_ns.assign(P + 1, std::numeric_limits<i64>::max());
+      run.first_outgoing_kv_ns.assign(P + 1, std::numeric_limits<i64>::max());
       run.kv_received.assign(P + 1, 0);
       run.dkv_received.assign(P + 1, 0);
     }
@@ -474,9 +485,17 @@ struct Simulation::State {
 
   // The part of a wait [begin, end) before `step` during which a transfer this device needs, or its own send
   // of the previous step, was moving: exposed communication. The rest of the wait is idle (load imbalance).
+  // Overlapped backward (see overlapped_gradients): before step s < P the device waits on the K/V of step s,
+  // its own K/V send of step s − 1 and the dK/dV accumulator it adds after step s − 1; before finishing, on
+  // that add, the own chunk's dK/dV coming home and its own last send.
   i64 exposed_part(int p, i64 begin, i64 end, int step) const {
     const DeviceRun& run = runs[p];
-    const i64 first_transfer = std::min(run.first_incoming_transfer_ns[step], run.first_outgoing_transfer_ns[step - 1]);
+    i64 first_transfer = std::min(run.first_incoming_transfer_ns[step], run.first_outgoing_transfer_ns[step - 1]);
+    if (overlapped_gradients())
+      first_transfer = step < P ? std::min({run.first_incoming_kv_ns[step], run.first_outgoing_kv_ns[step - 1],
+                                            run.first_incoming_dkv_ns[step - 1]})
+                                : std::min({run.first_incoming_dkv_ns[step - 1], run.first_incoming_dkv_ns[step],
+                                            run.first_outgoing_transfer_ns[step - 1]});
     return std::max<i64>(0, end - std::max(begin, std::min(first_transfer, end)));
   }
 
@@ -492,7 +511,9 @@ struct Simulation::State {
     if (options.mode == Mode::compute) compute_tensors(p, step, pass);
     if (!options.overlap && step + 1 < P) post_message(p, step, pass, MessageKind::kv);
     const bool gradients_travel = pass == 1 && !config.q_replicated && P > 1;
-    if (gradients_travel) post_message(p, step, pass, MessageKind::dkv);  // at step P−1: the final hop home
+    // Without overlap the dK/dV of the step go on now and the next step waits for the upstream ones; with
+    // overlap (the GPU ring's scheme) try_advance adds the arriving accumulator and sends it on.
+    if (gradients_travel && !overlapped_gradients()) post_message(p, step, pass, MessageKind::dkv);  // P−1: home
     if (++steps_done_count[step] == live_devices()) take_snapshot(pass, step);
     try_advance(p);
   }
@@ -573,6 +594,7 @@ struct Simulation::State {
     m.posted_ns = now;
     const i64 id = m.id;
     stats[p].bytes_sent += m.bytes;
+    if (kind == MessageKind::dkv) ++runs[p].dkv_sends_in_flight;
     messages.emplace(id, std::move(m));
     ++runs[p].sends_in_flight;
     try_begin_transfer(id);
@@ -597,6 +619,13 @@ struct Simulation::State {
     incoming = std::min(incoming, begin);
     i64& outgoing = runs[m.from].first_outgoing_transfer_ns[m.sender_step];
     outgoing = std::min(outgoing, begin);
+    i64& incoming_kind = m.kind == MessageKind::kv ? receiver.first_incoming_kv_ns[m.needed_at_step]
+                                                   : receiver.first_incoming_dkv_ns[m.needed_at_step];
+    incoming_kind = std::min(incoming_kind, begin);
+    if (m.kind == MessageKind::kv) {
+      i64& outgoing_kv = runs[m.from].first_outgoing_kv_ns[m.sender_step];
+      outgoing_kv = std::min(outgoing_kv, begin);
+    }
     send_stream_free_ns[m.from] = m.arrival_ns;
     receive_stream_free_ns[m.to] = m.arrival_ns;
     stats[m.from].comm_ns += duration;
@@ -619,7 +648,10 @@ struct Simulation::State {
     // Sequences are accepted strictly in order, so one below the expected one was delivered before.
     const bool first_delivery = m.sequence >= receiver.expected_sequence;
     if (first_delivery || !m.duplicate) {
-      if (--sender.sends_in_flight == 0 && !sender.dead) try_advance(m.from);
+      if (m.kind == MessageKind::dkv) --sender.dkv_sends_in_flight;
+      --sender.sends_in_flight;
+      // Overlapped backward: the K/V send may be all a step waits for while dK/dV are still moving.
+      if ((sender.sends_in_flight == 0 || overlapped_gradients()) && !sender.dead) try_advance(m.from);
     }
     if (m.drop || receiver.dead) {
       messages.erase(event.message);
@@ -671,7 +703,9 @@ struct Simulation::State {
   }
 
   void unpack(const Message& m) {
-    ChunkData& incoming = data[m.to].incoming;
+    ChunkData& incoming = m.kind == MessageKind::dkv && overlapped_gradients()
+                              ? data[m.to].incoming_gradients[m.needed_at_step]
+                              : data[m.to].incoming;
     const std::vector<i64> shape = {config.batch, schedule.chunk_positions[m.owner].size(), config.kv_heads,
                                     config.head_dim};
     Tensor<double> first(shape), second(shape);
@@ -688,19 +722,54 @@ struct Simulation::State {
     }
   }
 
+  // Backward with overlap on and travelling dK/dV (the GPU ring's scheme, gpu/src/ring_driver.cuh): a step
+  // computes a partial dK/dV of the held chunk; after it, the chunk's accumulator from upstream is added and
+  // the sum goes on while the next step computes. The next step waits for that add, not for the hop.
+  bool overlapped_gradients() const {
+    return options.overlap && current_pass() == 1 && !config.q_replicated && P > 1;
+  }
+
   bool ready_for(int p, int next_step) const {
     const DeviceRun& run = runs[p];
     const int pass = current_pass();
-    if (run.computing || run.sends_in_flight > 0) return false;
+    if (run.computing) return false;
+    if (overlapped_gradients()) {
+      if (run.gradient_posted_for < run.step) return false;  // the add waits for the upstream accumulator
+      if (next_step < P) return run.sends_in_flight == run.dkv_sends_in_flight && run.kv_received[next_step];
+      return run.sends_in_flight == 0 && run.dkv_received[P];  // own chunk's dK/dV home, every send delivered
+    }
+    if (run.sends_in_flight > 0) return false;
     const bool gradients_travel = pass == 1 && !config.q_replicated && P > 1;
     if (next_step < P && !run.kv_received[next_step]) return false;
     if (gradients_travel && !run.dkv_received[next_step]) return false;
     return true;
   }
 
+  // Overlapped backward, after step run.step: add the upstream accumulator (step ≥ 1) and send the sum on.
+  void post_gradient_if_ready(int p) {
+    DeviceRun& run = runs[p];
+    if (!overlapped_gradients() || run.computing || run.step < 0 || run.gradient_posted_for >= run.step) return;
+    const int step = run.step;
+    if (step > 0 && !run.dkv_received[step]) return;
+    if (options.mode == Mode::compute && step > 0) {
+      DeviceData& d = data[p];
+      const auto found = d.incoming_gradients.find(step);
+      if (found == d.incoming_gradients.end() || found->second.owner != d.held.owner)
+        throw Error("internal error: device " + std::to_string(p) + " has no dK/dV accumulator of chunk " +
+                    std::to_string(d.held.owner) + " to add at step " + std::to_string(step));
+      const ChunkData& upstream = found->second;
+      for (std::size_t i = 0; i < d.held.dk.data.size(); ++i) d.held.dk.data[i] += upstream.dk.data[i];
+      for (std::size_t i = 0; i < d.held.dv.data.size(); ++i) d.held.dv.data[i] += upstream.dv.data[i];
+      d.incoming_gradients.erase(found);
+    }
+    run.gradient_posted_for = step;
+    post_message(p, step, current_pass(), MessageKind::dkv);  // at step P−1: the final hop home
+  }
+
   void try_advance(int p) {
     DeviceRun& run = runs[p];
     if (run.dead || run.finished || run.computing || run.step < 0) return;
+    post_gradient_if_ready(p);
     const int next = run.step + 1;
     if (!ready_for(p, next)) {
       if (run.waiting_since_ns < 0) {
@@ -730,7 +799,10 @@ struct Simulation::State {
       d.held.positions = std::move(d.incoming.positions);
       d.held.k = std::move(d.incoming.k);
       d.held.v = std::move(d.incoming.v);
-      if (gradients_travel) {
+      if (gradients_travel && overlapped_gradients()) {  // a fresh partial; the accumulator is added after
+        d.held.dk = Tensor<double>(d.held.k.shape);
+        d.held.dv = Tensor<double>(d.held.v.shape);
+      } else if (gradients_travel) {
         d.held.dk = std::move(d.incoming.dk);
         d.held.dv = std::move(d.incoming.dv);
       } else if (pass == 1) {
@@ -738,10 +810,12 @@ struct Simulation::State {
         d.held.dv = Tensor<double>();
       }
     } else if (gradients_travel) {  // the final hop: my own chunk's dK, dV come home
-      d.held.owner = d.incoming.owner;
-      d.held.positions = std::move(d.incoming.positions);
-      d.held.dk = std::move(d.incoming.dk);
-      d.held.dv = std::move(d.incoming.dv);
+      ChunkData& home = overlapped_gradients() ? d.incoming_gradients[P] : d.incoming;
+      d.held.owner = home.owner;
+      d.held.positions = std::move(home.positions);
+      d.held.dk = std::move(home.dk);
+      d.held.dv = std::move(home.dv);
+      d.incoming_gradients.clear();
     }
     d.incoming = ChunkData();
   }

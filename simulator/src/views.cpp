@@ -385,11 +385,14 @@ std::vector<ScalingSeries> memory_scaling(const SimulationOptions& options, cons
 
 // ---- timeline -------------------------------------------------------------------------------------------
 
-std::vector<std::vector<Interval>> exposed_waits(const std::vector<Slice>& slices, int devices) {
+std::vector<std::vector<Interval>> exposed_waits(const std::vector<Slice>& slices, int devices,
+                                                 bool overlapped_gradients) {
   // Replays each device's step starts from the slices, by the simulator's rule (docs/simulator.md
   // §Execution): step s + 1 starts when the compute of step s is done, the device's own sends of step s have
   // left and the chunk for step s + 1 has arrived. A wait [compute end, next start) is exposed from the
   // first moment a transfer it waits on (a receive for step s + 1, or its own send of step s) is moving.
+  // Backward with `overlapped_gradients`: step s + 1 waits for its K/V, the own K/V send of step s and the
+  // dK/dV accumulator tagged s (added after step s); the hop of the sum is not waited for, except by the end.
   constexpr i64 kNever = std::numeric_limits<i64>::max();
   const std::size_t D = static_cast<std::size_t>(std::max(devices, 0));
   std::vector<std::vector<Interval>> waits(D);
@@ -410,20 +413,31 @@ std::vector<std::vector<Interval>> exposed_waits(const std::vector<Slice>& slice
       i64 compute_begin = -1, compute_end = -1;
       i64 send_end = 0, send_first = kNever;     // own sends posted at this step
       i64 receive_end = 0, receive_first = kNever;  // transfers this device needs before this step
+      i64 kv_send_end = 0, kv_send_first = kNever;  // the same, K/V only and dK/dV only
+      i64 kv_receive_end = 0, kv_receive_first = kNever, dkv_receive_end = 0, dkv_receive_first = kNever;
     };
     std::vector<std::vector<Step>> table(D, std::vector<Step>(S));
     for (const Slice& s : slices) {
       if (s.pass != pass || s.device < 0 || static_cast<std::size_t>(s.device) >= D || s.step < 0) continue;
       Step& step = table[static_cast<std::size_t>(s.device)][static_cast<std::size_t>(s.step)];
+      const bool gradients = s.name.find("dK/dV") != std::string::npos;  // "send dK/dV of …", "receive dK/dV of …"
       if (s.stream == 0) {
         step.compute_begin = s.begin_ns;
         step.compute_end = s.end_ns;
       } else if (s.stream == 1) {
         step.send_end = std::max(step.send_end, s.end_ns);
         step.send_first = std::min(step.send_first, s.begin_ns);
+        if (!gradients) {
+          step.kv_send_end = std::max(step.kv_send_end, s.end_ns);
+          step.kv_send_first = std::min(step.kv_send_first, s.begin_ns);
+        }
       } else {
         step.receive_end = std::max(step.receive_end, s.end_ns);
         step.receive_first = std::min(step.receive_first, s.begin_ns);
+        i64& end = gradients ? step.dkv_receive_end : step.kv_receive_end;
+        i64& first = gradients ? step.dkv_receive_first : step.kv_receive_first;
+        end = std::max(end, s.end_ns);
+        first = std::min(first, s.begin_ns);
       }
     }
     for (std::size_t p = 0; p < D; ++p) {
@@ -431,9 +445,22 @@ std::vector<std::vector<Interval>> exposed_waits(const std::vector<Slice>& slice
       i64 start = pass_start;
       for (std::size_t s = 0; s + 1 < S; ++s) {
         const i64 done = t[s].compute_end >= 0 ? t[s].compute_end : start;
-        const i64 next = t[s + 1].compute_begin >= 0 ? t[s + 1].compute_begin
-                                                     : std::max({done, t[s].send_end, t[s + 1].receive_end});
-        const i64 first_transfer = std::min(t[s + 1].receive_first, t[s].send_first);
+        i64 next = t[s + 1].compute_begin >= 0 ? t[s + 1].compute_begin
+                                               : std::max({done, t[s].send_end, t[s + 1].receive_end});
+        i64 first_transfer = std::min(t[s + 1].receive_first, t[s].send_first);
+        if (overlapped_gradients && pass == 1) {
+          // Steps 0..P−1; the own chunk's dK/dV come home tagged P, so S = P + 2 here.
+          const std::size_t ring_steps = S - 2;
+          if (s >= ring_steps) break;
+          const bool last = s + 1 == ring_steps;  // the wait before finishing: the add, the dK/dV home, the last send
+          const i64 add_after = s > 0 ? t[s].dkv_receive_end : 0;
+          const i64 add_first = s > 0 ? t[s].dkv_receive_first : kNever;
+          if (t[s + 1].compute_begin < 0)
+            next = last ? std::max({done, add_after, t[s + 1].dkv_receive_end, t[s].send_end})
+                        : std::max({done, add_after, t[s].kv_send_end, t[s + 1].kv_receive_end});
+          first_transfer = last ? std::min({add_first, t[s + 1].dkv_receive_first, t[s].send_first})
+                                : std::min({add_first, t[s + 1].kv_receive_first, t[s].kv_send_first});
+        }
         const i64 exposed_from = std::max(done, std::min(first_transfer, next));
         if (next > exposed_from) {
           if (!waits[p].empty() && waits[p].back().end_ns == exposed_from)

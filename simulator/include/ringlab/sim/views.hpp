@@ -175,6 +175,9 @@ struct Interval {
 // Per device: the stretches where it waits between steps while a transfer it needs (the chunk for its next
 // step, or its own send of this step) is moving — communication the compute did not hide. Replayed from the
 // slices with the simulator's step rule; per device they add up to DeviceReport::exposed_comm_ns (tested).
-std::vector<std::vector<Interval>> exposed_waits(const std::vector<Slice>& slices, int devices);
+// `overlapped_gradients`: the run's backward overlapped the dK/dV hop (overlap on, queries not replicated,
+// P > 1: Simulation's rule, the GPU ring's scheme).
+std::vector<std::vector<Interval>> exposed_waits(const std::vector<Slice>& slices, int devices,
+                                                 bool overlapped_gradients = false);
 
 }  // namespace ringlab::sim
