@@ -78,6 +78,7 @@ class JsonConfig : public CLI::Config {
 struct SimulateFlags {
   std::unique_ptr<ConfigFlags> config;
   std::string mode = "compute", scheme = "ring", pass = "forward", device_preset = "H100-SXM", device_file;
+  CLI::Option* device_preset_option = nullptr;  // --backend gpu: was a preset chosen, or match the GPU?
   std::string overlap = "on", trace, report_json;
   std::string backend = "cpu", dtype = "bf16";
   int iters = 10;
@@ -246,6 +247,7 @@ int run_simulate(SimulateFlags& flags) {
     request.seed = flags.seed;
     request.report_json = flags.report_json;
     request.force = flags.force;
+    request.device_chosen = flags.device_preset_option->count() > 0 || !flags.device_file.empty();
     return run_simulate_gpu(request);
   }
 
@@ -312,8 +314,11 @@ Command add_simulate_command(CLI::App& parent) {
                                               "device, no scores) or dense (one device, materialised scores) [ring]")
       ->group(run_group);
   app->add_option("--pass", flags->pass, "forward, backward or both [forward]")->group(run_group);
-  app->add_option("--device-preset", flags->device_preset, "A100-80GB, H100-SXM or H200, or a name from "
-                                                            "--device-file [H100-SXM]")->group(run_group);
+  flags->device_preset_option =
+      app->add_option("--device-preset", flags->device_preset,
+                      "A100-80GB, H100-SXM or H200, or a name from --device-file [H100-SXM; with --backend gpu: "
+                      "the preset of the GPU it runs on]")
+          ->group(run_group);
   app->add_option("--device-file", flags->device_file, "JSON file of devices in the format of "
                                                         "simulator/data/devices.json")->group(run_group);
   app->add_option("--devices-per-node", flags->devices_per_node, "G devices share one node's fast links; hops "

@@ -423,9 +423,17 @@ int run(const GpuSimulateRequest& request) {
 
 }  // namespace
 
-int run_simulate_gpu(const GpuSimulateRequest& request) {
+int run_simulate_gpu(const GpuSimulateRequest& request_in) {
   if (gpu::device_count() == 0)
     throw Error("no CUDA device: --backend gpu needs one; " + gpu::unavailable_reason());
+  GpuSimulateRequest request = request_in;
+  if (!request.device_chosen) {  // predict for the GPU that is measured
+    const std::string name = gpu::describe_device();
+    const char* preset = name.find("H200") != std::string::npos   ? "H200"
+                         : name.find("A100") != std::string::npos ? "A100-80GB"
+                                                                   : "H100-SXM";
+    request.twin.device = sim::find_device(sim::builtin_devices(), preset);
+  }
   try {
     return run(request);
   } catch (const gpu::CudaError& error) {  // a failed CUDA call (out of device memory included): not the flags

@@ -24,6 +24,9 @@ struct GpuSimulateRequest {
   std::uint64_t seed = 0;      // of the N(0,1) inputs: q, k, v, dO drawn in that order, as compute mode does
   std::string report_json;     // empty: none
   bool force = false;          // overwrite report_json
+  // --device-preset (or --device-file) given: predict for that device; otherwise for the preset matching
+  // the GPU the ring runs on (H200, A100-80GB, else H100-SXM).
+  bool device_chosen = true;
 };
 
 // Bytes of one element of `dtype` (bf16, fp16: 2), for the twin's ledger.

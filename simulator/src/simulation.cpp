@@ -839,7 +839,11 @@ struct Simulation::State {
     const std::string waited = fmt_ms(now - run.waiting_since_ns) + " (the ring made no progress for " +
                                fmt_ms(options.timeout_ns) + ")";
     std::string what;
-    if (run.sends_in_flight > 0)
+    if (overlapped_gradients() && run.gradient_posted_for < run.step && run.step > 0 && !run.dkv_received[run.step])
+      what = "the dK/dV accumulator of chunk " + std::to_string(schedule.at(p, run.step).kv_owner) +
+             " (to add after step " + std::to_string(run.step) + ") from device " + std::to_string(upstream) +
+             " never arrived";
+    else if (run.sends_in_flight > 0)
       what = "its send to device " + std::to_string(downstream) + " was never received";
     else if (event.step < P && !run.kv_received[event.step])
       what = "the K/V chunk of device " + std::to_string(schedule.at(p, event.step).kv_owner) + " from device " +
