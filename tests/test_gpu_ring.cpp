@@ -138,6 +138,34 @@ AttentionConfig shape(i64 batch, i64 n, i64 heads, i64 kv_heads, i64 head_dim) {
   return config;
 }
 
+// The ring problems (N, D, H/Hkv, mask, dtype): every ring layout and size runs each of them.
+std::vector<std::pair<AttentionConfig, DType>> ring_problems() {
+  std::vector<std::pair<AttentionConfig, DType>> specs;
+  auto c = shape(1, 1024, 4, 2, 64);  // GQA, causal and full
+  c.causal = true;
+  specs.push_back({c, DType::bf16});
+  c.causal = false;
+  specs.push_back({c, DType::bf16});
+  c = shape(1, 4099, 2, 1, 128);  // MQA, an awkward N
+  c.causal = true;
+  specs.push_back({c, DType::bf16});
+  c = shape(1, 4099, 2, 2, 128);
+  specs.push_back({c, DType::bf16});
+  c = shape(2, 1024, 2, 2, 128);  // a window, fp16, B = 2
+  c.causal = true;
+  c.window_left = 100;
+  specs.push_back({c, DType::f16});
+  // LongNet on the ring: two patterns, each head its own offsets (paper rule), ⊕-combined (lse).
+  c = shape(1, 2048, 4, 2, 64);
+  c.causal = true;
+  c.dilation = parse_dilation("256:1,512:2");
+  specs.push_back({c, DType::bf16});
+  c = shape(1, 2048, 3, 3, 128);  // odd head count, non-causal, rates 2 and 4
+  c.dilation = parse_dilation("512:2,1024:4");
+  specs.push_back({c, DType::bf16});
+  return specs;
+}
+
 std::string label(const AttentionConfig& c) {
   std::ostringstream text;
   text << "B=" << c.batch << " N=" << c.seq << " D=" << c.head_dim << " H=" << c.heads << " Hkv=" << c.kv_heads
@@ -193,31 +221,7 @@ TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout
     Inputs inputs;
     std::future<Expected> expected;
   };
-  std::vector<std::pair<AttentionConfig, DType>> specs;
-  {
-    auto c = shape(1, 1024, 4, 2, 64);
-    c.causal = true;
-    specs.push_back({c, DType::bf16});
-    c.causal = false;
-    specs.push_back({c, DType::bf16});
-    c = shape(1, 4099, 2, 1, 128);
-    c.causal = true;
-    specs.push_back({c, DType::bf16});
-    c = shape(1, 4099, 2, 2, 128);
-    specs.push_back({c, DType::bf16});
-    c = shape(2, 1024, 2, 2, 128);
-    c.causal = true;
-    c.window_left = 100;
-    specs.push_back({c, DType::f16});
-    // LongNet on the ring: two patterns, each head its own offsets (paper rule), ⊕-combined (lse).
-    c = shape(1, 2048, 4, 2, 64);
-    c.causal = true;
-    c.dilation = parse_dilation("256:1,512:2");
-    specs.push_back({c, DType::bf16});
-    c = shape(1, 2048, 3, 3, 128);  // odd head count, non-causal, rates 2 and 4
-    c.dilation = parse_dilation("512:2,1024:4");
-    specs.push_back({c, DType::bf16});
-  }
+  const auto specs = ring_problems();
   std::vector<Problem> problems;
   std::uint64_t seed = 600;
   for (const auto& [config, dtype] : specs) {
@@ -261,21 +265,8 @@ TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[g
   if (gpu::device_count() < 2)
     RINGLAB_SKIP("NCCL ring test skipped: needs 2 GPUs (" + std::to_string(gpu::device_count()) + " here)");
   std::cout << "NCCL ring on " << gpu::device_count() << " GPUs: " << gpu::describe_device(0) << "\n";
-  std::vector<std::pair<AttentionConfig, DType>> specs;
-  {
-    auto c = shape(1, 1024, 4, 2, 64);
-    c.causal = true;
-    specs.push_back({c, DType::bf16});
-    c.causal = false;
-    specs.push_back({c, DType::bf16});
-    c = shape(1, 4099, 2, 1, 128);
-    c.causal = true;
-    specs.push_back({c, DType::bf16});
-    c = shape(1, 2048, 4, 2, 64);
-    c.causal = true;
-    c.dilation = parse_dilation("256:1,512:2");
-    specs.push_back({c, DType::bf16});
-  }
+  const auto all = ring_problems();  // the first three (GQA causal and full, MQA at N = 4099) and dilation
+  const std::vector<std::pair<AttentionConfig, DType>> specs{all[0], all[1], all[2], all[5]};
   std::vector<int> rings{2};
   if (gpu::device_count() >= 4) rings.push_back(4);
   if (gpu::device_count() >= 8) rings.push_back(8);

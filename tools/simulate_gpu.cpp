@@ -30,12 +30,9 @@
 #include "commands.hpp"
 #include "ringlab/golden.hpp"
 #include "ringlab/gpu/block_attention.hpp"
-#include "ringlab/gpu/lse_merge.hpp"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/ring.hpp"
-#include "ringlab/mask.hpp"
-#include "ringlab/positions.hpp"
 #include "ringlab/random.hpp"
 #include "ringlab/sim/output.hpp"
 #endif
@@ -224,16 +221,13 @@ int run(const GpuSimulateRequest& request) {
   const std::optional<WholeTensor> dout =
       with_backward ? std::optional(random_tensor(generator, dtype, B, N, H, D, stream)) : std::nullopt;
 
-  // The single-GPU kernel on the whole sequence: positions 0..N−1 as one run and the mask sets VirtualRing
-  // gives its block calls (gpu::head_mask_sets: the band, and with dilation one set per pattern, ⊕-merged).
-  const PositionSet all = contiguous_positions(0, N);
-  const std::vector<gpu::HeadMasks> masks = gpu::head_mask_sets(config);
+  // The single-GPU kernels on the whole sequence (gpu::attention_forward / backward: the mask sets VirtualRing
+  // gives its block calls, ⊕-merged), the "dense kernel" baseline.
+  const bool merges = gpu::head_mask_sets(config).size() > 1;  // dilation: scratch for the ⊕ of the patterns
   const std::optional<WholeTensor> partial_out =
-      masks.size() > 1 ? std::optional(make_tensor(dtype, B, N, H, D)) : std::nullopt;
+      merges ? std::optional(make_tensor(dtype, B, N, H, D)) : std::nullopt;
   const std::optional<gpu::DeviceBuffer> partial_lse =
-      masks.size() > 1 ? std::optional<gpu::DeviceBuffer>(static_cast<std::size_t>(B * H * N) * sizeof(float))
-                       : std::nullopt;
-  const auto scale = static_cast<float>(config.tau());
+      merges ? std::optional<gpu::DeviceBuffer>(static_cast<std::size_t>(B * H * N) * sizeof(float)) : std::nullopt;
   const WholeTensor single_out = make_tensor(dtype, B, N, H, D);
   const gpu::DeviceBuffer single_lse(static_cast<std::size_t>(B * H * N) * sizeof(float));  // [B, H, N]
   std::optional<gpu::DeviceBuffer> delta;                                                    // [B, H, N]
@@ -245,24 +239,13 @@ int run(const GpuSimulateRequest& request) {
     single_dv = make_tensor(gpu::DType::f32, B, N, Hkv, D);
   }
   auto dense_forward = [&] {
-    for (std::size_t j = 0; j < masks.size(); ++j) {
-      if (j == 0) {
-        gpu::block_attention_forward(q.view, all, k.view, v.view, all, masks[j], scale, single_out.view,
-                                     single_lse.as<float>(), stream);
-        continue;
-      }
-      gpu::block_attention_forward(q.view, all, k.view, v.view, all, masks[j], scale, partial_out->view,
-                                   partial_lse->as<float>(), stream);
-      gpu::lse_merge(single_out.view, single_lse.as<float>(), partial_out->view, partial_lse->as<float>(), stream);
-    }
+    gpu::attention_forward(config, q.view, k.view, v.view, single_out.view, single_lse.as<float>(),
+                           merges ? partial_out->view : gpu::DeviceTensor{},
+                           merges ? partial_lse->as<float>() : nullptr, stream);
   };
   auto dense_backward = [&] {  // as VirtualRing::backward: δ, then dQ, dK, dV accumulated from zero
-    for (const WholeTensor* gradient : {&*single_dq, &*single_dk, &*single_dv})
-      check_cuda(cudaMemsetAsync(gradient->buffer.data(), 0, gradient->buffer.bytes(), stream), "cudaMemsetAsync");
-    gpu::output_gradient_dot(dout->view, single_out.view, delta->as<float>(), stream);
-    for (const gpu::HeadMasks& mask : masks)
-      gpu::block_attention_backward(q.view, all, k.view, v.view, all, mask, scale, dout->view, single_lse.as<float>(),
-                                    delta->as<float>(), single_dq->view, single_dk->view, single_dv->view, stream);
+    gpu::attention_backward(config, q.view, k.view, v.view, single_out.view, single_lse.as<float>(), dout->view,
+                            delta->as<float>(), single_dq->view, single_dk->view, single_dv->view, stream);
   };
 
   // The checked run, which is also the warm-up of the timed runs. The single kernel goes first: it rejects

@@ -13,6 +13,7 @@
 #include "ringlab/errors.hpp"
 #include "ringlab/dilation.hpp"
 #include "ringlab/gpu/block_attention.hpp"
+#include "ringlab/gpu/lse_merge.hpp"
 
 namespace ringlab::gpu {
 namespace detail {
@@ -378,6 +379,47 @@ void require_supported(DType dtype, std::int64_t head_dim, std::int64_t heads, b
   if (per_head_dilation && heads > detail::kMaxDilationHeads)
     throw ConfigError("heads", std::to_string(heads),
                       "at most " + std::to_string(detail::kMaxDilationHeads) + " with per-head dilation");
+}
+
+namespace {
+PositionSet whole_sequence(const AttentionConfig& config) {
+  if (config.kv_seq != config.seq || config.q_start != 0)
+    throw ConfigError("kv_seq/q_start", std::to_string(config.kv_seq) + "/" + std::to_string(config.q_start),
+                      "self-attention for gpu::attention_forward/backward: kv_seq = seq, q_start = 0");
+  PositionSet positions;
+  positions.runs.push_back(PositionRun{0, 1, config.seq});
+  return positions;
+}
+}  // namespace
+
+void attention_forward(const AttentionConfig& config, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v,
+                       DeviceTensor out, float* lse, DeviceTensor partial_out, float* partial_lse, Stream stream) {
+  const PositionSet all = whole_sequence(config);
+  const std::vector<HeadMasks> masks = head_mask_sets(config);
+  const auto scale = static_cast<float>(config.tau());
+  for (std::size_t j = 0; j < masks.size(); ++j) {
+    if (j == 0) {
+      block_attention_forward(q, all, k, v, all, masks[j], scale, out, lse, stream);
+      continue;
+    }
+    block_attention_forward(q, all, k, v, all, masks[j], scale, partial_out, partial_lse, stream);
+    lse_merge(out, lse, partial_out, partial_lse, stream);
+  }
+}
+
+void attention_backward(const AttentionConfig& config, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v,
+                        ConstDeviceTensor out, const float* lse, ConstDeviceTensor dout, float* delta, DeviceTensor dq,
+                        DeviceTensor dk, DeviceTensor dv, Stream stream) {
+  const PositionSet all = whole_sequence(config);
+  for (const DeviceTensor* gradient : {&dq, &dk, &dv})  // checked before the zeroing writes size·4 bytes
+    if (gradient->dtype != DType::f32)
+      throw ConfigError("dq/dk/dv dtype", to_string(gradient->dtype), "fp32 accumulators");
+  for (const DeviceTensor* gradient : {&dq, &dk, &dv})
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(gradient->data, 0, static_cast<std::size_t>(gradient->size()) * 4, stream));
+  output_gradient_dot(dout, out, delta, stream);
+  for (const HeadMasks& mask : head_mask_sets(config))
+    block_attention_backward(q, all, k, v, all, mask, static_cast<float>(config.tau()), dout, lse, delta, dq, dk, dv,
+                             stream);
 }
 
 }  // namespace ringlab::gpu

@@ -1,17 +1,13 @@
 // The ring driver (issue 6): one per-rank driver over the shared RingSchedule (ring_driver.cuh), the
 // CopyTransport and VirtualRing (P virtual devices on one GPU). gpu::NcclRing (nccl_ring.cu) runs the same
 // driver with an NCCL transport. See include/ringlab/gpu/ring.hpp and docs/gpu-rings.md.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <type_traits>
 
 #include "cuda_check.cuh"
-#include "element.cuh"
 #include "ring_driver.cuh"
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
@@ -45,45 +41,6 @@ void add(float* into, const float* values, i64 count, cudaStream_t stream) {
   if (count <= 0) return;
   const int blocks = static_cast<int>(std::min<i64>((count + 255) / 256, 4096));
   add_kernel<<<blocks, 256, 0, stream>>>(into, values, count);
-  RINGLAB_CUDA_CHECK(cudaGetLastError());
-}
-
-// (acc, lse) ← (acc, lse) ⊕ (part, part_lse) with an fp32 accumulator: acc [B, n, H, D] fp32, part in the
-// input dtype, LSE [B, H, n]. One warp per (b, i, h). Keeping the running O in fp32 avoids rounding it to
-// bf16 after every one of the P merges (gpu::lse_merge needs equal dtypes).
-template <class Element>
-__global__ void merge_f32_kernel(float* __restrict__ acc, float* __restrict__ lse, const Element* __restrict__ part,
-                                 const float* __restrict__ part_lse, i64 batch, i64 n, int heads, int head_dim) {
-  const i64 warp = (blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  if (warp >= batch * n * heads) return;
-  const int h = static_cast<int>(warp % heads);
-  const i64 i = (warp / heads) % n, b = warp / (heads * n);
-  const i64 l = (b * heads + h) * n + i;
-  const float la = lse[l], lb = part_lse[l];
-  const float larger = fmaxf(la, lb);
-  if (larger == -INFINITY) return;
-  const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
-  const float wa = expf(la - merged), wb = expf(lb - merged);
-  float* row = acc + warp * head_dim;
-  const Element* other = part + warp * head_dim;
-  for (int d = lane; d < head_dim; d += 32) row[d] = (wa == 0.0f ? 0.0f : wa * row[d]) + wb * widen(other[d]);
-  __syncwarp();
-  if (lane == 0) lse[l] = merged;
-}
-
-void merge_f32(float* acc, float* lse, const void* part, DType dtype, const float* part_lse, i64 batch, i64 n,
-               i64 heads, i64 head_dim, cudaStream_t stream) {
-  const i64 threads = batch * n * heads * 32;
-  const auto blocks = static_cast<unsigned>((threads + 255) / 256);
-  const int h = static_cast<int>(heads), d = static_cast<int>(head_dim);
-  if (dtype == DType::f32)
-    merge_f32_kernel<<<blocks, 256, 0, stream>>>(acc, lse, static_cast<const float*>(part), part_lse, batch, n, h, d);
-  else if (dtype == DType::f16)
-    merge_f32_kernel<<<blocks, 256, 0, stream>>>(acc, lse, static_cast<const __half*>(part), part_lse, batch, n, h, d);
-  else
-    merge_f32_kernel<<<blocks, 256, 0, stream>>>(acc, lse, static_cast<const __nv_bfloat16*>(part), part_lse, batch,
-                                                 n, h, d);
   RINGLAB_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -346,11 +303,12 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
                                                r.lse.as<float>(), r.stream);
             continue;
           }
-          block_attention_forward(q, r.positions, k, v, k_positions, mask, problem.scale,
-                                  DeviceTensor{r.partial_out.data(), dtype, B, r.rows, H, D},
+          // fp32 rings (teaching kernels): a partial (O, LSE), then the ⊕ kernel (both fp32).
+          const DeviceTensor partial{r.partial_out.data(), DType::f32, B, r.rows, H, D};
+          block_attention_forward(q, r.positions, k, v, k_positions, mask, problem.scale, partial,
                                   r.partial_lse.as<float>(), r.stream);
-          merge_f32(r.acc_dq.as<float>(), r.lse.as<float>(), r.partial_out.data(), dtype, r.partial_lse.as<float>(),
-                    B, r.rows, H, D, r.stream);
+          lse_merge(DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D}, r.lse.as<float>(), partial,
+                    r.partial_lse.as<float>(), r.stream);
         }
       }
       ready[i] = r.events.record(r.stream);

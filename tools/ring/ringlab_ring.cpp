@@ -144,14 +144,11 @@ gpu::ConstDeviceTensor view(const gpu::DeviceBuffer& b, gpu::DType dtype, const 
 struct SingleGpu {
   const AttentionConfig& c;
   gpu::DType dtype;
-  std::vector<gpu::HeadMasks> masks;  // gpu::head_mask_sets: the band; with dilation one set per pattern
-  PositionSet positions;
-  gpu::DeviceBuffer out, lse, delta, dq, dk, dv, partial_out, partial_lse;
+  gpu::DeviceBuffer out, lse, delta, dq, dk, dv, partial_out, partial_lse;  // partial_*: dilation's ⊕ scratch
   cudaStream_t stream = nullptr;
 
   SingleGpu(const AttentionConfig& config, gpu::DType dtype_)
-      : c(config), dtype(dtype_), masks(gpu::head_mask_sets(config)) {
-    positions.runs.push_back(PositionRun{0, 1, c.seq});
+      : c(config), dtype(dtype_) {
     const i64 q_count = c.batch * c.seq * c.heads * c.head_dim, kv_count = c.batch * c.seq * c.kv_heads * c.head_dim;
     out = gpu::DeviceBuffer(q_count * gpu::size_of(dtype));
     lse = gpu::DeviceBuffer(c.batch * c.heads * c.seq * 4);
@@ -159,7 +156,7 @@ struct SingleGpu {
     dq = gpu::DeviceBuffer(q_count * 4);
     dk = gpu::DeviceBuffer(kv_count * 4);
     dv = gpu::DeviceBuffer(kv_count * 4);
-    if (masks.size() > 1) {
+    if (gpu::head_mask_sets(c).size() > 1) {
       partial_out = gpu::DeviceBuffer(q_count * gpu::size_of(dtype));
       partial_lse = gpu::DeviceBuffer(c.batch * c.heads * c.seq * 4);
     }
@@ -167,28 +164,18 @@ struct SingleGpu {
   }
   ~SingleGpu() { cudaStreamDestroy(stream); }
   void forward(const WholeInputs& in) {
-    const gpu::DeviceTensor whole_out{out.data(), dtype, c.batch, c.seq, c.heads, c.head_dim};
-    const gpu::DeviceTensor pattern_out{partial_out.data(), dtype, c.batch, c.seq, c.heads, c.head_dim};
-    for (std::size_t j = 0; j < masks.size(); ++j) {  // dilation: each pattern, ⊕-merged into (O, LSE)
-      gpu::block_attention_forward(view(in.q, dtype, c, c.heads), positions, view(in.k, dtype, c, c.kv_heads),
-                                   view(in.v, dtype, c, c.kv_heads), positions, masks[j], static_cast<float>(c.tau()),
-                                   j == 0 ? whole_out : pattern_out, j == 0 ? lse.as<float>() : partial_lse.as<float>(),
-                                   stream);
-      if (j > 0) gpu::lse_merge(whole_out, lse.as<float>(), pattern_out, partial_lse.as<float>(), stream);
-    }
+    gpu::attention_forward(c, view(in.q, dtype, c, c.heads), view(in.k, dtype, c, c.kv_heads),
+                           view(in.v, dtype, c, c.kv_heads), {out.data(), dtype, c.batch, c.seq, c.heads, c.head_dim},
+                           lse.as<float>(), {partial_out.data(), dtype, c.batch, c.seq, c.heads, c.head_dim},
+                           partial_lse.as<float>(), stream);
   }
   void backward(const WholeInputs& in) {
-    cudaMemsetAsync(dq.data(), 0, dq.bytes(), stream);
-    cudaMemsetAsync(dk.data(), 0, dk.bytes(), stream);
-    cudaMemsetAsync(dv.data(), 0, dv.bytes(), stream);
-    gpu::output_gradient_dot(view(in.dout, dtype, c, c.heads), view(out, dtype, c, c.heads), delta.as<float>(), stream);
-    for (const gpu::HeadMasks& mask : masks)
-      gpu::block_attention_backward(view(in.q, dtype, c, c.heads), positions, view(in.k, dtype, c, c.kv_heads),
-                                  view(in.v, dtype, c, c.kv_heads), positions, mask, static_cast<float>(c.tau()),
-                                  view(in.dout, dtype, c, c.heads), lse.as<float>(), delta.as<float>(),
-                                  {dq.data(), gpu::DType::f32, c.batch, c.seq, c.heads, c.head_dim},
-                                  {dk.data(), gpu::DType::f32, c.batch, c.seq, c.kv_heads, c.head_dim},
-                                  {dv.data(), gpu::DType::f32, c.batch, c.seq, c.kv_heads, c.head_dim}, stream);
+    gpu::attention_backward(c, view(in.q, dtype, c, c.heads), view(in.k, dtype, c, c.kv_heads),
+                            view(in.v, dtype, c, c.kv_heads), view(out, dtype, c, c.heads), lse.as<float>(),
+                            view(in.dout, dtype, c, c.heads), delta.as<float>(),
+                            {dq.data(), gpu::DType::f32, c.batch, c.seq, c.heads, c.head_dim},
+                            {dk.data(), gpu::DType::f32, c.batch, c.seq, c.kv_heads, c.head_dim},
+                            {dv.data(), gpu::DType::f32, c.batch, c.seq, c.kv_heads, c.head_dim}, stream);
   }
   double time_ms(const std::function<void()>& work) {
     cudaEvent_t start, stop;

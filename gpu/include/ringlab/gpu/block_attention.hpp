@@ -58,6 +58,18 @@ struct HeadMasks {
 // rejected (ConfigError), as are plans whose heads run different numbers of patterns. Without dilation: one.
 std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config);
 
+// Attention under a whole (self-attention) config on one GPU — the counterpart of reference::attention_forward /
+// attention_backward: positions 0..N−1 on both sides, every mask set of head_mask_sets(config), ⊕-merged.
+// q [B, N, H, D], k, v [B, N, Hkv, D]; out [B, N, H, D] in q's dtype, lse [B, H, N]. With several mask sets
+// (dilation) the merge needs scratch: partial_out shaped like out and partial_lse like lse (unused otherwise).
+void attention_forward(const AttentionConfig& config, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v,
+                       DeviceTensor out, float* lse, DeviceTensor partial_out, float* partial_lse,
+                       Stream stream = nullptr);
+// dq [B, N, H, D], dk, dv [B, N, Hkv, D] fp32, zeroed here then accumulated; delta: [B, H, N] scratch for δ.
+void attention_backward(const AttentionConfig& config, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v,
+                        ConstDeviceTensor out, const float* lse, ConstDeviceTensor dout, float* delta, DeviceTensor dq,
+                        DeviceTensor dk, DeviceTensor dv, Stream stream = nullptr);
+
 // q: [B, n, H, D]; k, v: [B, m, Hkv, D] (same dtype); out: [B, n, H, D] in q's dtype; lse: [B, H, n].
 // scale is τ (1/√D in attention). Throws ConfigError (unsupported dtype/head_dim, bad shapes, positions or
 // dilation) or InputError (misaligned pointers) before launching anything.
