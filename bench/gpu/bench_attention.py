@@ -194,7 +194,7 @@ def dense_config(lib, h, d, n, causal, args, rows_out):
     t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band), args.repeats)
     notes = []
     if args.variants:  # the measured alternatives the library keeps behind RINGLAB_FORWARD_VARIANT
-        for variant in (("n64",) if d == 128 else ()):
+        for variant in (("mma", "n64") if d == 128 else ("mma",)):
             with environment(RINGLAB_FORWARD_VARIANT=variant):
                 out.fill_(float("nan"))
                 lib.forward(q, k, v, out, lse, band)
@@ -291,6 +291,12 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
         return
     flops = sum(4 * (n // r) * (w // r) * d * len(heads) for (w, r), heads in zip(patterns, groups))
     t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
+    variant_note = ""
+    if args.variants:
+        with environment(RINGLAB_FORWARD_VARIANT="mma"):
+            t = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
+        variant_note = f"; fwd mma: {flops / (t * 1e-3) / 1e12:.0f}"
+        lib.forward(q, k, v, out, lse, band, dilation=table)
     t_base = time_ms(lambda: gather_sdpa(q, k, v), args.repeats)
     t_ours_b = time_ms(run_backward, args.repeats)
     t_base_b = time_ms(lambda: torch.autograd.grad(og, (qg, kg, vg), dout, retain_graph=True), args.repeats)
@@ -298,7 +304,7 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
     print(f"        times ms: fwd ours {t_ours:.3f} gather+SDPA {t_base:.3f} (speed-up {t_base / t_ours:.2f}x); "
           f"bwd ours {t_ours_b:.3f} gather+SDPA {t_base_b:.3f} (speed-up {t_base_b / t_ours_b:.2f}x)", flush=True)
     rows_out.append((name, tf(t_ours), tf(t_base), None, tf(t_ours_b, 2.5 * flops), tf(t_base_b, 2.5 * flops), None,
-                     f"speed-up vs gather+SDPA(flash): fwd {t_base / t_ours:.2f}x, bwd {t_base_b / t_ours_b:.2f}x"))
+                     f"speed-up vs gather+SDPA(flash): fwd {t_base / t_ours:.2f}x, bwd {t_base_b / t_ours_b:.2f}x" + variant_note))
 
 
 def fmt(x):
@@ -326,7 +332,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--check-rows", type=int, default=256)
     parser.add_argument("--quick", action="store_true", help="N = 4096 only, plus the dilated case")
-    parser.add_argument("--variants", action="store_true", help="also time the alternative behind RINGLAB_FORWARD_VARIANT (BlockN = 64 at D = 128)")
+    parser.add_argument("--variants", action="store_true", help="also time the alternatives behind RINGLAB_FORWARD_VARIANT (mma: the mma.sync kernel; n64: it with BlockN = 64 at D = 128)")
     parser.add_argument("--command", default=" ".join(sys.argv), help="the command line to record")
     args = parser.parse_args()
 

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "cuda_check.cuh"
+#include "forward_common.cuh"
 #include "kernels.cuh"
 #include "ptx.cuh"
 #include "tiles.cuh"
@@ -82,16 +83,9 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   ptx::cp_async_commit();
 
   float acc_o[MT][DT][4];
-  float row_max[MT][2], row_sum[MT][2];  // m (raw score units) and this lane's part of ℓ
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc_o[mt][dt][e] = 0.0f;
-    row_max[mt][0] = row_max[mt][1] = -INFINITY;
-    row_sum[mt][0] = row_sum[mt][1] = 0.0f;
-  }
+  zero(acc_o);
+  SoftmaxRows<MT> rows;
+  rows.reset();
 
   for (int j = j_begin; j < plan.visit_end; ++j) {
     ptx::cp_async_wait<0>();
@@ -133,49 +127,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
       mask_scores<MT, NT>(s, view, plan.fixed_begin + warp_row, static_cast<i64>(j) * BN, lane, tile.band_only);
     }
 
-    // Online softmax: m' = max(m, rowmax S), P = 2^{(S − m')·τ·log2 e}, ℓ' = 2^{(m − m')·τ·log2 e}·ℓ + rowsum P.
-    float correction[MT][2];
-    bool rescale = false;
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float new_max = row_max[mt][half];
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-          new_max = fmaxf(new_max, fmaxf(s[mt][nt][2 * half], s[mt][nt][2 * half + 1]));
-        new_max = fmaxf(new_max, __shfl_xor_sync(0xffffffffu, new_max, 1));  // the 4 lanes of a row
-        new_max = fmaxf(new_max, __shfl_xor_sync(0xffffffffu, new_max, 2));
-        // A row with nothing allowed yet keeps m = −∞: subtract 0 so that P stays 0, not NaN.
-        // (__fmul_rn: no fused multiply-add, so an unchanged maximum gives a correction of exactly 1.)
-        const float scaled_max = new_max == -INFINITY ? 0.0f : __fmul_rn(new_max, p.scale_log2);
-        correction[mt][half] = ptx::ex2(__fmul_rn(row_max[mt][half], p.scale_log2) - scaled_max);
-        rescale = rescale || new_max != row_max[mt][half];
-        row_max[mt][half] = new_max;
-        float sum = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float& x = s[mt][nt][2 * half + e];
-            x = ptx::ex2(fmaf(x, p.scale_log2, -scaled_max));
-            sum += x;
-          }
-        row_sum[mt][half] = row_sum[mt][half] * correction[mt][half] + sum;
-      }
-    // O ← e^{m − m'}·O. Once the row maxima settle (after the first few key tiles) no row of the warp
-    // changes and the factor is exactly 1: skip the D/2·MT multiplies per lane (bit-identical).
-    if (__any_sync(0xffffffffu, rescale)) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int dt = 0; dt < DT; ++dt) {
-          acc_o[mt][dt][0] *= correction[mt][0];
-          acc_o[mt][dt][1] *= correction[mt][0];
-          acc_o[mt][dt][2] *= correction[mt][1];
-          acc_o[mt][dt][3] *= correction[mt][1];
-        }
-    }
+    online_softmax(s, rows, acc_o, p.scale_log2);
 
     ptx::cp_async_wait<0>();
     __syncthreads();  // V_j is in; every warp is done with K_j
@@ -189,12 +141,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
     for (int kk = 0; kk < BN / 16; ++kk) {
       std::uint32_t a[MT][4];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        a[mt][0] = ptx::pack2<Element>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        a[mt][1] = ptx::pack2<Element>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        a[mt][2] = ptx::pack2<Element>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        a[mt][3] = ptx::pack2<Element>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
+      for (int mt = 0; mt < MT; ++mt) p_fragment<Element>(s, mt, kk, a[mt]);
 #pragma unroll
       for (int dp = 0; dp < DT / 2; ++dp) {
         std::uint32_t bv[4];  // V rows kk·16 .. +15, columns dp·16 .. +15, transposed into B fragments
@@ -212,89 +159,18 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   // own rows of the Q tile to stage O.
   ptx::cp_async_wait<0>();
   __syncthreads();
-  const int g = lane / 4, c = lane % 4;
-  const bool accumulate = p.accumulate != nullptr;
   float row_lse[MT][2], row_inverse[MT][2];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float sum = row_sum[mt][half];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const bool any_key = sum > 0.0f;
-      const float inverse = any_key ? 1.0f / sum : 0.0f;
-      row_inverse[mt][half] = inverse;
-      row_lse[mt][half] = any_key ? row_max[mt][half] * p.scale + logf(sum) : -INFINITY;
-      if (accumulate) continue;
-      const int row = warp_row + mt * 16 + g + 8 * half;
-#pragma unroll
-      for (int dt = 0; dt < DT; ++dt)
-        *reinterpret_cast<std::uint32_t*>(shared + swizzle<CH>(row, dt) + 4 * c) =
-            ptx::pack2<Element>(acc_o[mt][dt][2 * half] * inverse, acc_o[mt][dt][2 * half + 1] * inverse);
-    }
-  const i64 q_end = plan.fixed_end;
-  if (accumulate) {
-    // (O, LSE) ← (O, LSE) ⊕ (this block's O, LSE) in fp32, in place (docs/semantics.md §5): each row belongs to
-    // this block alone, and its 4 lanes (c = 0..3) hold 2 of every 8 columns. All lanes read the old LSE
-    // before lane c = 0 writes the merged one.
-    float merged_lse[MT][2];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const i64 query = q_begin + warp_row + mt * 16 + g + 8 * half;
-        merged_lse[mt][half] = -INFINITY;
-        if (query >= q_end) continue;
-        const float la = p.lse[(b * p.heads + h) * p.rows_q + view.q.row(query)], lb = row_lse[mt][half];
-        const float larger = fmaxf(la, lb);
-        merged_lse[mt][half] = la;
-        if (larger == -INFINITY || lb == -INFINITY) continue;  // nothing to add to this row
-        const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
-        merged_lse[mt][half] = merged;
-        const float wa = la == -INFINITY ? 0.0f : expf(la - merged);
-        const float wb = expf(lb - merged) * row_inverse[mt][half];
-        float* row = p.accumulate + plan.q_offset + view.q.row(query) * q_stride;
-#pragma unroll
-        for (int dt = 0; dt < DT; ++dt) {
-          float2* slot = reinterpret_cast<float2*>(row + dt * 8 + 2 * c);
-          float2 value = *slot;
-          value.x = wa * value.x + wb * acc_o[mt][dt][2 * half];
-          value.y = wa * value.y + wb * acc_o[mt][dt][2 * half + 1];
-          *slot = value;
-        }
-      }
-    __syncwarp();
-    if (c == 0) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const i64 query = q_begin + warp_row + mt * 16 + g + 8 * half;
-          if (query < q_end) p.lse[(b * p.heads + h) * p.rows_q + view.q.row(query)] = merged_lse[mt][half];
-        }
-    }
+  finish_rows(rows, p.scale, row_lse, row_inverse);
+  float* lse_head = p.lse + (b * p.heads + h) * p.rows_q;
+  const i64 first_query = q_begin + warp_row;
+  if (p.accumulate != nullptr) {
+    accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
+                    p.accumulate + plan.q_offset, q_stride, lane);
     return;
   }
-  __syncwarp();
-  Element* O = static_cast<Element*>(p.out) + plan.q_offset;
-#pragma unroll
-  for (int index = lane; index < Traits::kRowsPerWarp * CH; index += 32) {
-    const int r = index / CH, chunk = index % CH;
-    const i64 query = q_begin + warp_row + r;
-    if (query < q_end)
-      *reinterpret_cast<uint4*>(O + view.q.row(query) * q_stride + chunk * 8) =
-          *reinterpret_cast<const uint4*>(shared + swizzle<CH>(warp_row + r, chunk));
-  }
-  if (c == 0) {
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const i64 query = q_begin + warp_row + mt * 16 + g + 8 * half;
-        if (query < q_end) p.lse[(b * p.heads + h) * p.rows_q + view.q.row(query)] = row_lse[mt][half];
-      }
-  }
+  store_rows<Element, SwizzledRows<CH>>(acc_o, row_inverse, shared, warp_row, view.q, first_query, plan.fixed_end,
+                                        static_cast<Element*>(p.out) + plan.q_offset, q_stride, lane);
+  write_lse_rows(row_lse, view.q, first_query, plan.fixed_end, lse_head, lane);
 }
 
 // Tile shapes: 128 query rows over 4 warps (32 rows = two m16 tiles each, so every K/V fragment loaded
@@ -328,6 +204,7 @@ bool wide_key_tiles() {
 
 template <class Element, int HeadDim>
 void launch_fast_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
+  if (hopper_forward_available()) return launch_hopper_forward<Element, HeadDim>(params, rows_q, stream);
   if constexpr (HeadDim == 128) {
     if (!wide_key_tiles() && params.dilation_count == 0)
       return launch<ForwardTraits<Element, HeadDim, 128, 48, 4>>(params, rows_q, stream);

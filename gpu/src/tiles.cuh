@@ -18,11 +18,26 @@ __device__ __forceinline__ std::uint32_t swizzle(int row, int chunk) {
   return static_cast<std::uint32_t>(row * Chunks * 16 + ((chunk ^ (row & 7)) * 16));
 }
 
+// The layouts a tile copy can write. SwizzledRows: rows of HeadDim values one after the other, swizzled as
+// above (the mma.sync kernels). Swizzle128Halves: the layout wgmma's 128-byte-swizzle descriptors read
+// (forward_hopper.cu): the tile split into column blocks of 64 values, block after block, each block
+// [Rows][128 bytes] with chunk c of row r at c XOR (r mod 8); the tile must start 1024-byte aligned.
+template <int Chunks>
+struct SwizzledRows {
+  __device__ __forceinline__ static std::uint32_t offset(int row, int chunk) { return swizzle<Chunks>(row, chunk); }
+};
+template <int Rows>
+struct Swizzle128Halves {
+  __device__ __forceinline__ static std::uint32_t offset(int row, int chunk) {
+    return static_cast<std::uint32_t>((chunk / 8) * Rows * 128 + row * 128 + (((chunk % 8) ^ (row & 7)) * 16));
+  }
+};
+
 // cp.async of rows [first, first + Rows) of `map` from one head of a [B, rows, heads, HeadDim] tensor
 // (`head_rows`: that batch and head at row 0; consecutive rows `row_stride` elements apart) into a
-// swizzled [Rows][HeadDim] tile. Rows past the map are zero-filled. Strided dilation and zigzag/striped
+// [Rows][HeadDim] tile laid out by `Layout`. Rows past the map are zero-filled. Strided dilation and zigzag/striped
 // chunks are just other row maps: no gather copy exists anywhere.
-template <class Element, int Rows, int HeadDim, int Threads>
+template <class Element, int Rows, int HeadDim, int Threads, class Layout = SwizzledRows<HeadDim / 8>>
 __device__ __forceinline__ void load_tile_async(std::uint32_t tile, const Element* head_rows, i64 row_stride,
                                                 const RowMap& map, i64 first) {
   constexpr int Chunks = HeadDim / 8;
@@ -40,7 +55,7 @@ __device__ __forceinline__ void load_tile_async(std::uint32_t tile, const Elemen
 #pragma unroll
     for (int pass = 0; pass < Rows / RowsPerPass; ++pass) {
       const int r = row0 + pass * RowsPerPass;
-      ptx::cp_async_16(tile + swizzle<Chunks>(r, chunk), base + r * step, true);
+      ptx::cp_async_16(tile + Layout::offset(r, chunk), base + r * step, true);
     }
     return;
   }
@@ -50,7 +65,7 @@ __device__ __forceinline__ void load_tile_async(std::uint32_t tile, const Elemen
     const i64 i = first + r;
     const bool valid = i < map.rows;
     const Element* source = valid ? head_rows + map.row(i) * row_stride + chunk * 8 : head_rows;
-    ptx::cp_async_16(tile + swizzle<Chunks>(r, chunk), source, valid);
+    ptx::cp_async_16(tile + Layout::offset(r, chunk), source, valid);
   }
 }
 
