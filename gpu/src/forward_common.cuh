@@ -36,12 +36,14 @@ __device__ __forceinline__ void zero(float (&acc)[MT][DT][4]) {
       for (int e = 0; e < 4; ++e) acc[mt][dt][e] = 0.0f;
 }
 
-// Online softmax of one key tile: m' = max(m, rowmax S), P = 2^{(S − m')·τ·log2 e} (in place of S),
-// ℓ' = 2^{(m − m')·τ·log2 e}·ℓ + rowsum P, O ← 2^{(m − m')·τ·log2 e}·O.
-template <int MT, int NT, int DT>
-__device__ __forceinline__ void online_softmax(float (&s)[MT][NT][4], SoftmaxRows<MT>& rows, float (&acc_o)[MT][DT][4],
-                                               float scale_log2) {
-  float correction[MT][2];
+// Online softmax of one key tile, in two halves so that a kernel whose O += P·V runs asynchronously can do
+// the first while the tensor cores still write O:
+//   softmax_scores: m' = max(m, rowmax S), P = 2^{(S − m')·τ·log2 e} (in place of S),
+//                   ℓ' = 2^{(m − m')·τ·log2 e}·ℓ + rowsum P; returns whether any row of the warp changed m.
+//   rescale_output: O ← 2^{(m − m')·τ·log2 e}·O (skipped when no row changed: the factor is exactly 1).
+template <int MT, int NT>
+__device__ __forceinline__ bool softmax_scores(float (&s)[MT][NT][4], SoftmaxRows<MT>& rows, float scale_log2,
+                                               float (&correction)[MT][2]) {
   bool rescale = false;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -69,19 +71,29 @@ __device__ __forceinline__ void online_softmax(float (&s)[MT][NT][4], SoftmaxRow
         }
       rows.sum[mt][half] = rows.sum[mt][half] * correction[mt][half] + sum;
     }
-  // Once the row maxima settle (after the first few key tiles) no row of the warp changes and the factor is
-  // exactly 1: skip the D/2·MT multiplies per lane (bit-identical).
-  if (__any_sync(0xffffffffu, rescale)) {
+  // Once the row maxima settle (after the first few key tiles) no row of the warp changes.
+  return __any_sync(0xffffffffu, rescale);
+}
+
+template <int MT, int DT>
+__device__ __forceinline__ void rescale_output(float (&acc_o)[MT][DT][4], const float (&correction)[MT][2]) {
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int dt = 0; dt < DT; ++dt) {
-        acc_o[mt][dt][0] *= correction[mt][0];
-        acc_o[mt][dt][1] *= correction[mt][0];
-        acc_o[mt][dt][2] *= correction[mt][1];
-        acc_o[mt][dt][3] *= correction[mt][1];
-      }
-  }
+    for (int dt = 0; dt < DT; ++dt) {
+      acc_o[mt][dt][0] *= correction[mt][0];
+      acc_o[mt][dt][1] *= correction[mt][0];
+      acc_o[mt][dt][2] *= correction[mt][1];
+      acc_o[mt][dt][3] *= correction[mt][1];
+    }
+}
+
+// Both halves at once (the mma.sync kernel, whose products are synchronous).
+template <int MT, int NT, int DT>
+__device__ __forceinline__ void online_softmax(float (&s)[MT][NT][4], SoftmaxRows<MT>& rows, float (&acc_o)[MT][DT][4],
+                                               float scale_log2) {
+  float correction[MT][2];
+  if (softmax_scores(s, rows, scale_log2, correction)) rescale_output(acc_o, correction);
 }
 
 // P (fp32 C fragments of two adjacent n8 tiles nt = 2kk, 2kk + 1) as the m16k16 A fragment of k16 step kk.

@@ -6,11 +6,13 @@
 //   grid: (query tiles, H, B), heaviest query tiles first; block: 2 warpgroups (256 threads), BlockM = 128
 //   query rows (64 per warpgroup), BlockN = 128 keys per step. Shared memory (128-byte swizzle, the layout
 //   wgmma's descriptors read, tiles.cuh Swizzle128Halves): Q [128][D], and K, V [128][D] twice (two stages).
-//   Per key tile j in the range the mask can reach (the same plan as forward_fast.cu):
-//     wait K_j, V_j; barrier; cp.async K_{j+1}, V_{j+1} into the other stage (overlaps all of step j)
-//     S = Q·K_jᵀ: wgmma m64n128k16, A = Q and B = K_j from shared memory (K-major), fp32 accumulators
-//     mask S only if the tile is partial, online softmax (forward_common.cuh: the same code as mma.sync)
-//     O += P·V_j: wgmma m64nDk16, A = P from registers (bf16/fp16), B = V_j from shared memory (MN-major)
+//   Per key tile j in the range the mask can reach (the same plan as forward_fast.cu), pipelined:
+//     wait K_j, V_{j−1}; barrier; cp.async K_{j+1}, V_j into the buffers step j does not read
+//     issue S = Q·K_jᵀ: wgmma m64n128k16, A = Q and B = K_j from shared memory (K-major), fp32 accumulators
+//     issue O += P_{j−1}·V_{j−1}: wgmma m64nDk16, A = P from registers (bf16/fp16), B = V from shared
+//       memory (MN-major)
+//     wait for S; mask it only if the tile is partial; softmax (forward_common.cuh, the mma.sync kernel's
+//       code) while O's product still runs; wait for O; rescale O; P_j → registers
 //   Epilogue as forward_fast.cu: O / ℓ and LSE written, or ⊕-merged into the ring's fp32 accumulator.
 //
 // Compiled for sm_90a only (gpu/CMakeLists.txt); hopper_forward_available() says whether this process's GPU
@@ -79,15 +81,17 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
 
   auto keys = [&] { return static_cast<const Element*>(p.k) + plan.kv_offset; };
   auto values = [&] { return static_cast<const Element*>(p.v) + plan.kv_offset; };
-  auto load_kv = [&](int j, int stage) {
+  auto load_keys = [&](int j, int stage) {
     load_tile_async<Element, BN, D, T, KVLayout>(sK + stage * Traits::kTileBytesKV, keys(), kv_stride, view.k,
                                                  static_cast<i64>(j) * BN);
+  };
+  auto load_values = [&](int j, int stage) {
     load_tile_async<Element, BN, D, T, KVLayout>(sV + stage * Traits::kTileBytesKV, values(), kv_stride, view.k,
                                                  static_cast<i64>(j) * BN);
   };
   load_tile_async<Element, BM, D, T, QLayout>(sQ, static_cast<const Element*>(p.q) + plan.q_offset, q_stride, view.q,
                                               plan.fixed_begin);
-  if (j_begin < plan.visit_end) load_kv(j_begin, 0);
+  if (j_begin < plan.visit_end) load_keys(j_begin, 0);
   ptx::cp_async_commit();
 
   // Descriptors. Q and K are K-major (D contiguous): k16 step kk reads 32 bytes at (kk mod 4)·32 of column
@@ -107,26 +111,25 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   zero(acc_o);
   SoftmaxRows<1> rows;
   rows.reset();
+  float s[1][NT][4];              // S_j, then P_j in fp32
+  std::uint32_t a[BN / 16][4];    // P_{j−1} as wgmma's A operand (k16 step kk = keys 16kk .. 16kk + 15)
 
-  for (int j = j_begin; j < plan.visit_end; ++j) {
-    const int stage = (j - j_begin) & 1;
-    ptx::cp_async_wait<0>();
-    wgmma::fence_proxy_async();  // the copies (generic proxy) before wgmma's reads (async proxy)
-    __syncthreads();             // K_j, V_j are in; every warpgroup is done with stage 1 − stage
-    if (j + 1 < plan.visit_end) {
-      load_kv(j + 1, stage ^ 1);
-      ptx::cp_async_commit();
-    }
-
-    // S = Q·K_jᵀ: this warpgroup's [64 × BN], this warp's 16 rows of it in registers.
-    float s[1][NT][4];
+  // Issue S = Q·K_jᵀ for this warpgroup's [64 × BN] (this warp's 16 rows of it in registers) as one group.
+  auto issue_scores = [&](int stage) {
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) ScoreMma::ss(s[0], q_descriptor(kk), k_descriptor(stage, kk), kk > 0);
     wgmma::commit_group();
-    wgmma::wait_group<0>();
-    ScoreMma::fence_operands(s[0]);
-
+  };
+  // Issue O += P·V as one group, P from `a`.
+  auto issue_output = [&](int stage) {
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], v_descriptor(stage, kk), 1);
+    wgmma::commit_group();
+  };
+  // Mask S_j if its tile is partial, then its half of the online softmax (P_j in s; O untouched).
+  auto softmax = [&](int j, float (&correction)[1][2]) {
     if (j < plan.full_begin || j >= plan.full_end || static_cast<i64>(j + 1) * BN > view.k.rows) {
       i64 k_min, k_max;
       tile_positions(view.k, j, BN, k_min, k_max);
@@ -134,23 +137,65 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
           classify(view, plan.span, /*span_of_query=*/true, plan.fixed_min, plan.fixed_max, k_min, k_max);
       mask_scores<1, NT>(s, view, plan.fixed_begin + warp_row, static_cast<i64>(j) * BN, lane, tile.band_only);
     }
-    online_softmax(s, rows, acc_o, p.scale_log2);
-
-    // O += P·V_j, P as the A operand from registers (k16 step kk = score columns 16kk .. 16kk + 15).
-    std::uint32_t a[BN / 16][4];
+    return softmax_scores(s, rows, p.scale_log2, correction);
+  };
+  // Every thread's copies are in and published to wgmma (async proxy); the barrier also says that every
+  // warpgroup is done with the products of the previous step (they were waited for).
+  auto arrive = [&] {
+    ptx::cp_async_wait<0>();
+    wgmma::fence_proxy_async();
+    __syncthreads();
+  };
+  auto p_to_registers = [&] {
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) p_fragment<Element>(s, 0, kk, a[kk]);
-    OutputMma::fence_operands(acc_o[0]);
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], v_descriptor(stage, kk), 1);
-    wgmma::commit_group();
-    wgmma::wait_group<0>();
+  };
+  // The products read `a` and write acc_o/s until the wait: keep the compiler's hands off them till then.
+  auto fence_registers = [&] {
+    ScoreMma::fence_operands(s[0]);
     OutputMma::fence_operands(acc_o[0]);
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk)  // the multiply read P's registers until the wait: keep them till here
+    for (int kk = 0; kk < BN / 16; ++kk)
 #pragma unroll
       for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
+  };
+
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): step j issues S_j = Q·K_jᵀ and
+  // O += P_{j−1}·V_{j−1} together, waits for S_j only, and runs S_j's softmax while the tensor cores still
+  // compute O; then waits for O, rescales it and turns P_j into A fragments. K_{j+1} and V_j are copied
+  // during step j (K stage = j mod 2, V stage = j mod 2, counted from the first visited tile): K_{j−1}'s and
+  // V_{j−2}'s buffers, which step j no longer reads.
+  if (j_begin < plan.visit_end) {
+    arrive();  // Q and K_first
+    if (j_begin + 1 < plan.visit_end) load_keys(j_begin + 1, 1);
+    load_values(j_begin, 0);
+    ptx::cp_async_commit();
+    issue_scores(0);
+    wgmma::wait_group<0>();
+    fence_registers();
+    float correction[1][2];
+    softmax(j_begin, correction);  // O is still 0: nothing to rescale
+    p_to_registers();
+    for (int j = j_begin + 1; j < plan.visit_end; ++j) {
+      const int stage = (j - j_begin) & 1;
+      arrive();  // K_j and V_{j−1}
+      if (j + 1 < plan.visit_end) load_keys(j + 1, stage ^ 1);
+      load_values(j, stage);
+      ptx::cp_async_commit();
+      issue_scores(stage);
+      issue_output(stage ^ 1);
+      wgmma::wait_group<1>();  // S_j (the older group) is done; O += P_{j−1}·V_{j−1} may still run
+      ScoreMma::fence_operands(s[0]);
+      const bool rescale = softmax(j, correction);
+      wgmma::wait_group<0>();
+      fence_registers();
+      if (rescale) rescale_output(acc_o, correction);
+      p_to_registers();
+    }
+    arrive();  // V_last
+    issue_output((plan.visit_end - 1 - j_begin) & 1);
+    wgmma::wait_group<0>();
+    fence_registers();
   }
 
   // Epilogue: each warp stages O in its own rows of the Q tile (its warpgroup's products are complete).
