@@ -1,18 +1,25 @@
 // The Hopper forward kernel (sm_90a: H100, H200): forward_fast.cu's algorithm with the matrix products on
-// wgmma, which multiplies a 64-row tile of one warpgroup (4 warps) straight from shared memory. The mma.sync
-// kernel is bound by every warp loading its own operand fragments with ldmatrix (bench/results: ~46% tensor
-// pipe); here the tensor cores read Q, K and V from shared memory themselves, and P stays in registers.
+// wgmma, which multiplies a 64-row tile of one warpgroup (4 warps) straight from shared memory, organised
+// as FlashAttention-3 is. The mma.sync kernel is bound by every warp loading its own operand fragments with
+// ldmatrix and by its warps doing copies, softmax and products in turn (bench/results: ~46% tensor pipe);
+// here the tensor cores read Q, K and V from shared memory themselves, P stays in registers, one warpgroup
+// only copies and two only compute, and their softmax overlaps products.
 //
-//   grid: (query tiles, H, B), heaviest query tiles first; block: 2 warpgroups (256 threads), BlockM = 128
-//   query rows (64 per warpgroup), BlockN = 128 keys per step. Shared memory (128-byte swizzle, the layout
-//   wgmma's descriptors read, tiles.cuh Swizzle128Halves): Q [128][D], and K, V [128][D] twice (two stages).
-//   Per key tile j in the range the mask can reach (the same plan as forward_fast.cu), pipelined:
-//     wait K_j, V_{j−1}; barrier; cp.async K_{j+1}, V_j into the buffers step j does not read
-//     issue S = Q·K_jᵀ: wgmma m64n128k16, A = Q and B = K_j from shared memory (K-major), fp32 accumulators
-//     issue O += P_{j−1}·V_{j−1}: wgmma m64nDk16, A = P from registers (bf16/fp16), B = V from shared
-//       memory (MN-major)
-//     wait for S; mask it only if the tile is partial; softmax (forward_common.cuh, the mma.sync kernel's
-//       code) while O's product still runs; wait for O; rescale O; P_j → registers
+//   grid: (query tiles, H, B), heaviest query tiles first; block: 3 warpgroups (384 threads), BlockM = 128
+//   query rows, BlockN = 128 keys per step. Shared memory (128-byte swizzle, the layout wgmma's descriptors
+//   read, tiles.cuh Swizzle128Halves): Q [128][D], and K, V [128][D] twice (two stages), plus mbarriers.
+//   Producer (warpgroup 0, 40 registers by setmaxnreg): cp.async of Q, then of K_t and V_t into stage
+//     t mod 2 once both consumers released that stage; each copy arrives on the stage's `full` mbarrier
+//     when it lands (the same row maps as every kernel: strided dilation, zigzag/striped chunks, GQA).
+//   Consumers (warpgroups 1, 2: 64 query rows each, 232 registers): for key tile t in the range the mask
+//     can reach (the plan of forward_fast.cu), pipelined within the warpgroup:
+//       wait K_t, V_{t−1}; [turn] issue S = Q·K_tᵀ (wgmma m64n128k16, A = Q and B = K_t from shared memory,
+//       K-major) and O += P_{t−1}·V_{t−1} (wgmma m64nDk16, A = P from registers, B = V from shared memory,
+//       MN-major) [end turn]; wait for S, release K_t; mask S only if the tile is partial; softmax
+//       (forward_common.cuh, the mma.sync kernel's code) while O's product still runs; wait for O,
+//       release V_{t−1}; rescale O; P_t → registers.
+//     The two consumers take turns at issuing (named barriers): one's softmax runs during the other's
+//     products (FlashAttention-3's ping-pong).
 //   Epilogue as forward_fast.cu: O / ℓ and LSE written, or ⊕-merged into the ring's fp32 accumulator.
 //
 // Compiled for sm_90a only (gpu/CMakeLists.txt); hopper_forward_available() says whether this process's GPU
@@ -27,6 +34,7 @@
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
 #include "kernels.cuh"
+#include "pipeline.cuh"
 #include "ptx.cuh"
 #include "tiles.cuh"
 #include "wgmma.cuh"
@@ -38,23 +46,31 @@ template <class Element_, int HeadDim>
 struct HopperTraits {
   using Element = Element_;
   static constexpr int kHeadDim = HeadDim;
-  static constexpr int kBlockM = 128;  // 64 rows per warpgroup: wgmma's M
+  static constexpr int kBlockM = 128;  // 64 rows per consumer warpgroup: wgmma's M
   static constexpr int kBlockN = 128;
-  static constexpr int kWarpgroups = kBlockM / 64;
-  static constexpr int kThreads = kWarpgroups * 128;
+  static constexpr int kConsumers = kBlockM / 64;                // consumer warpgroups
+  static constexpr int kThreads = (kConsumers + 1) * 128;         // + the producer warpgroup
+  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128·40 + 256·232 ≤ 65536
   static constexpr int kTileBytesQ = kBlockM * HeadDim * 2;
   static constexpr int kTileBytesKV = kBlockN * HeadDim * 2;
   // Q, then K stage 0, K stage 1, V stage 0, V stage 1; +1024 to align the start to the swizzle's 1024 bytes.
   static constexpr int kSharedBytes = kTileBytesQ + 4 * kTileBytesKV + 1024;
   static_assert(HeadDim % 64 == 0, "the 128-byte swizzle holds 64 values per row");
+  static_assert(kConsumers == 2, "the consumers take turns in pairs");
+};
+
+// The mbarriers of one block: Q landed; K/V stage s landed (full) or released by both consumers (empty).
+struct Barriers {
+  unsigned long long q_full, k_full[2], v_full[2], k_empty[2], v_empty[2];
 };
 
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const AttentionParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Element = typename Traits::Element;
-  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN, T = Traits::kThreads;
+  constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN;
   constexpr int NT = BN / 8, DT = D / 8;
+  constexpr int kConsumerThreads = Traits::kConsumers * 128;
   using QLayout = Swizzle128Halves<BM>;
   using KVLayout = Swizzle128Halves<BN>;
   using ScoreMma = wgmma::Mma<Element, BN>;
@@ -66,8 +82,17 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
 
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
-  if (threadIdx.x == 0)  // heavy (late) query tiles first: causal blocks finish together
+  __shared__ Barriers barriers;
+  if (threadIdx.x == 0) {  // heavy (late) query tiles first: causal blocks finish together
     make_plan(plan_storage.get(), p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
+    ptx::mbarrier_init(ptx::shared_address(&barriers.q_full), 128);
+    for (int stage = 0; stage < 2; ++stage) {
+      ptx::mbarrier_init(ptx::shared_address(&barriers.k_full[stage]), 128);  // the producer's 128 threads
+      ptx::mbarrier_init(ptx::shared_address(&barriers.v_full[stage]), 128);
+      ptx::mbarrier_init(ptx::shared_address(&barriers.k_empty[stage]), kConsumerThreads);
+      ptx::mbarrier_init(ptx::shared_address(&barriers.v_empty[stage]), kConsumerThreads);
+    }
+  }
   __syncthreads();
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
@@ -75,30 +100,45 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   if (p.accumulate != nullptr && plan.visit_begin >= plan.visit_end) return;  // adds nothing (⊕ identity)
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int warpgroup = warp / 4;
-  const int warp_row = warp * 16;  // warpgroup·64 + (warp mod 4)·16: this warp's rows of the accumulators
+  const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
+  auto full = [&](unsigned long long (&barrier)[2], int t) { return ptx::shared_address(&barrier[t & 1]); };
 
-  auto keys = [&] { return static_cast<const Element*>(p.k) + plan.kv_offset; };
-  auto values = [&] { return static_cast<const Element*>(p.v) + plan.kv_offset; };
-  auto load_keys = [&](int j, int stage) {
-    load_tile_async<Element, BN, D, T, KVLayout>(sK + stage * Traits::kTileBytesKV, keys(), kv_stride, view.k,
-                                                 static_cast<i64>(j) * BN);
-  };
-  auto load_values = [&](int j, int stage) {
-    load_tile_async<Element, BN, D, T, KVLayout>(sV + stage * Traits::kTileBytesKV, values(), kv_stride, view.k,
-                                                 static_cast<i64>(j) * BN);
-  };
-  load_tile_async<Element, BM, D, T, QLayout>(sQ, static_cast<const Element*>(p.q) + plan.q_offset, q_stride, view.q,
-                                              plan.fixed_begin);
-  if (j_begin < plan.visit_end) load_keys(j_begin, 0);
-  ptx::cp_async_commit();
+  if (threadIdx.x < 128) {
+    // Producer warpgroup: copies Q, then K_t and V_t into stage t mod 2 once both consumers released the
+    // stage's previous tile (t − 2). Each copy ends in an arrival on the stage's full barrier when it lands.
+    ptx::set_max_registers_decrease<Traits::kProducerRegisters>();
+    load_tile_async<Element, BM, D, 128, QLayout>(sQ, static_cast<const Element*>(p.q) + plan.q_offset, q_stride,
+                                                  view.q, plan.fixed_begin);
+    ptx::cp_async_arrive(ptx::shared_address(&barriers.q_full));
+    const Element* keys = static_cast<const Element*>(p.k) + plan.kv_offset;
+    const Element* values = static_cast<const Element*>(p.v) + plan.kv_offset;
+    for (int t = 0; t < tiles; ++t) {
+      const int stage = t & 1;
+      const i64 first = static_cast<i64>(j_begin + t) * BN;
+      if (t >= 2) ptx::mbarrier_wait(full(barriers.k_empty, t), ((t >> 1) & 1) ^ 1);
+      load_tile_async<Element, BN, D, 128, KVLayout>(sK + stage * Traits::kTileBytesKV, keys, kv_stride, view.k, first);
+      ptx::cp_async_arrive(full(barriers.k_full, t));
+      if (t >= 2) ptx::mbarrier_wait(full(barriers.v_empty, t), ((t >> 1) & 1) ^ 1);
+      load_tile_async<Element, BN, D, 128, KVLayout>(sV + stage * Traits::kTileBytesKV, values, kv_stride, view.k,
+                                                     first);
+      ptx::cp_async_arrive(full(barriers.v_full, t));
+    }
+    ptx::cp_async_wait<0>();
+    return;
+  }
+
+  // Consumer warpgroups 0 and 1: 64 query rows each.
+  ptx::set_max_registers_increase<Traits::kConsumerRegisters>();
+  const int consumer_thread = static_cast<int>(threadIdx.x) - 128;
+  const int warp = consumer_thread / 32, lane = consumer_thread % 32;
+  const int consumer = warp / 4;
+  const int warp_row = warp * 16;  // consumer·64 + (warp mod 4)·16: this warp's rows of the accumulators
 
   // Descriptors. Q and K are K-major (D contiguous): k16 step kk reads 32 bytes at (kk mod 4)·32 of column
   // block kk/4; 8-row groups 1024 bytes apart. V is MN-major for O += P·V (D contiguous, the sum over
   // keys): k16 step kk starts at key 16kk; 8-key groups 1024 bytes apart, D's column blocks BN·128 apart.
   auto q_descriptor = [&](int kk) {
-    return wgmma::descriptor(sQ + (kk / 4) * BM * 128 + warpgroup * 64 * 128 + (kk % 4) * 32, 16, 1024);
+    return wgmma::descriptor(sQ + (kk / 4) * BM * 128 + consumer * 64 * 128 + (kk % 4) * 32, 16, 1024);
   };
   auto k_descriptor = [&](int stage, int kk) {
     return wgmma::descriptor(sK + stage * Traits::kTileBytesKV + (kk / 4) * BN * 128 + (kk % 4) * 32, 16, 1024);
@@ -111,25 +151,40 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   zero(acc_o);
   SoftmaxRows<1> rows;
   rows.reset();
-  float s[1][NT][4];              // S_j, then P_j in fp32
-  std::uint32_t a[BN / 16][4];    // P_{j−1} as wgmma's A operand (k16 step kk = keys 16kk .. 16kk + 15)
+  float s[1][NT][4];            // S_t, then P_t in fp32
+  std::uint32_t a[BN / 16][4];  // P_{t−1} as wgmma's A operand (k16 step kk = keys 16kk .. 16kk + 15)
 
-  // Issue S = Q·K_jᵀ for this warpgroup's [64 × BN] (this warp's 16 rows of it in registers) as one group.
+  // The two consumers take turns at issuing their products (FlashAttention-3's ping-pong): consumer c waits
+  // on named barrier 1 + c until the other one has issued, so that one's softmax runs while the other's
+  // products keep the tensor cores busy. Consumer 1 lets consumer 0 go first; every turn ends by letting
+  // the other go, except consumer 1's last (nobody waits for it).
+  const int turns = tiles + 1;  // S_0; then S_t with O += P_{t−1}·V_{t−1}; then the last O
+  int turn = 0;
+  if (consumer == 1 && turns > 0) ptx::named_barrier_arrive(1, kConsumerThreads);
+  auto begin_turn = [&] { ptx::named_barrier_sync(1 + consumer, kConsumerThreads); };
+  auto end_turn = [&] {
+    ++turn;
+    if (!(consumer == 1 && turn == turns)) ptx::named_barrier_arrive(2 - consumer, kConsumerThreads);
+  };
+  auto wait_landed = [&](std::uint32_t barrier, int parity) {
+    ptx::mbarrier_wait(barrier, parity);
+    wgmma::fence_proxy_async();  // the copies (generic proxy) before wgmma's reads (async proxy)
+  };
   auto issue_scores = [&](int stage) {
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) ScoreMma::ss(s[0], q_descriptor(kk), k_descriptor(stage, kk), kk > 0);
     wgmma::commit_group();
   };
-  // Issue O += P·V as one group, P from `a`.
   auto issue_output = [&](int stage) {
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], v_descriptor(stage, kk), 1);
     wgmma::commit_group();
   };
-  // Mask S_j if its tile is partial, then its half of the online softmax (P_j in s; O untouched).
-  auto softmax = [&](int j, float (&correction)[1][2]) {
+  // Mask S_t if its tile is partial, then its half of the online softmax (P_t in s; O untouched).
+  auto softmax = [&](int t, float (&correction)[1][2]) {
+    const int j = j_begin + t;
     if (j < plan.full_begin || j >= plan.full_end || static_cast<i64>(j + 1) * BN > view.k.rows) {
       i64 k_min, k_max;
       tile_positions(view.k, j, BN, k_min, k_max);
@@ -138,13 +193,6 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
       mask_scores<1, NT>(s, view, plan.fixed_begin + warp_row, static_cast<i64>(j) * BN, lane, tile.band_only);
     }
     return softmax_scores(s, rows, p.scale_log2, correction);
-  };
-  // Every thread's copies are in and published to wgmma (async proxy); the barrier also says that every
-  // warpgroup is done with the products of the previous step (they were waited for).
-  auto arrive = [&] {
-    ptx::cp_async_wait<0>();
-    wgmma::fence_proxy_async();
-    __syncthreads();
   };
   auto p_to_registers = [&] {
 #pragma unroll
@@ -160,47 +208,50 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
       for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
   };
 
-  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): step j issues S_j = Q·K_jᵀ and
-  // O += P_{j−1}·V_{j−1} together, waits for S_j only, and runs S_j's softmax while the tensor cores still
-  // compute O; then waits for O, rescales it and turns P_j into A fragments. K_{j+1} and V_j are copied
-  // during step j (K stage = j mod 2, V stage = j mod 2, counted from the first visited tile): K_{j−1}'s and
-  // V_{j−2}'s buffers, which step j no longer reads.
-  if (j_begin < plan.visit_end) {
-    arrive();  // Q and K_first
-    if (j_begin + 1 < plan.visit_end) load_keys(j_begin + 1, 1);
-    load_values(j_begin, 0);
-    ptx::cp_async_commit();
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): step t issues S_t = Q·K_tᵀ and
+  // O += P_{t−1}·V_{t−1} together, waits for S_t only, and runs S_t's softmax while the tensor cores still
+  // compute O; then waits for O, rescales it and turns P_t into A fragments. Each buffer is released to the
+  // producer as soon as the product reading it is done.
+  if (tiles > 0) {
+    wait_landed(ptx::shared_address(&barriers.q_full), 0);
+    wait_landed(full(barriers.k_full, 0), 0);
+    begin_turn();
     issue_scores(0);
+    end_turn();
     wgmma::wait_group<0>();
     fence_registers();
+    ptx::mbarrier_arrive(full(barriers.k_empty, 0));
     float correction[1][2];
-    softmax(j_begin, correction);  // O is still 0: nothing to rescale
+    softmax(0, correction);  // O is still 0: nothing to rescale
     p_to_registers();
-    for (int j = j_begin + 1; j < plan.visit_end; ++j) {
-      const int stage = (j - j_begin) & 1;
-      arrive();  // K_j and V_{j−1}
-      if (j + 1 < plan.visit_end) load_keys(j + 1, stage ^ 1);
-      load_values(j, stage);
-      ptx::cp_async_commit();
-      issue_scores(stage);
-      issue_output(stage ^ 1);
-      wgmma::wait_group<1>();  // S_j (the older group) is done; O += P_{j−1}·V_{j−1} may still run
+    for (int t = 1; t < tiles; ++t) {
+      wait_landed(full(barriers.k_full, t), (t >> 1) & 1);
+      wait_landed(full(barriers.v_full, t - 1), ((t - 1) >> 1) & 1);
+      begin_turn();
+      issue_scores(t & 1);
+      issue_output((t - 1) & 1);
+      end_turn();
+      wgmma::wait_group<1>();  // S_t (the older group) is done; O += P_{t−1}·V_{t−1} may still run
       ScoreMma::fence_operands(s[0]);
-      const bool rescale = softmax(j, correction);
+      ptx::mbarrier_arrive(full(barriers.k_empty, t));
+      const bool rescale = softmax(t, correction);
       wgmma::wait_group<0>();
       fence_registers();
+      ptx::mbarrier_arrive(full(barriers.v_empty, t - 1));
       if (rescale) rescale_output(acc_o, correction);
       p_to_registers();
     }
-    arrive();  // V_last
-    issue_output((plan.visit_end - 1 - j_begin) & 1);
+    wait_landed(full(barriers.v_full, tiles - 1), ((tiles - 1) >> 1) & 1);
+    begin_turn();
+    issue_output((tiles - 1) & 1);
+    end_turn();
     wgmma::wait_group<0>();
     fence_registers();
+  } else {
+    wait_landed(ptx::shared_address(&barriers.q_full), 0);  // its rows stage O below
   }
 
   // Epilogue: each warp stages O in its own rows of the Q tile (its warpgroup's products are complete).
-  ptx::cp_async_wait<0>();
-  __syncthreads();
   float row_lse[1][2], row_inverse[1][2];
   finish_rows(rows, p.scale, row_lse, row_inverse);
   float* lse_head = p.lse + (b * p.heads + h) * p.rows_q;
