@@ -207,6 +207,10 @@ def dense_config(lib, h, d, n, causal, args, rows_out):
 
     run_backward = lambda: lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band)
     t_ours_b = time_ms(run_backward, args.repeats)
+    if args.variants:  # the mma.sync backward (the wgmma one is the default on Hopper)
+        with environment(RINGLAB_BACKWARD_VARIANT="mma"):
+            t = time_ms(run_backward, args.repeats)
+        notes.append(f"bwd mma: {2.5 * fwd_flops / (t * 1e-3) / 1e12:.0f}")
     t_torch_b = {}
     for label, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
         with sdpa_kernel(backend):
@@ -297,6 +301,9 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
             t = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
         variant_note = f"; fwd mma: {flops / (t * 1e-3) / 1e12:.0f}"
         lib.forward(q, k, v, out, lse, band, dilation=table)
+        with environment(RINGLAB_BACKWARD_VARIANT="mma"):
+            t = time_ms(run_backward, args.repeats)
+        variant_note += f"; bwd mma: {2.5 * flops / (t * 1e-3) / 1e12:.0f}"
     t_base = time_ms(lambda: gather_sdpa(q, k, v), args.repeats)
     t_ours_b = time_ms(run_backward, args.repeats)
     t_base_b = time_ms(lambda: torch.autograd.grad(og, (qg, kg, vg), dout, retain_graph=True), args.repeats)

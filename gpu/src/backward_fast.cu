@@ -312,6 +312,7 @@ using BackwardConfig = BackwardTraits<Element, HeadDim, 128, 64, 8, 2, 4, 2, 1>;
 
 template <class Element, int HeadDim>
 void launch_fast_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream) {
+  if (hopper_backward_available()) return launch_hopper_backward<Element, HeadDim>(params, rows_k, stream);
   using Traits = BackwardConfig<Element, HeadDim>;
   const auto kernel = fast_backward<Traits>;
   RINGLAB_CUDA_CHECK(

@@ -280,9 +280,7 @@ void launch(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
 
 }  // namespace
 
-bool hopper_forward_available() {
-  const char* variant = std::getenv("RINGLAB_FORWARD_VARIANT");  // "mma"/"n64": the mma.sync kernel (bench)
-  if (variant != nullptr && (std::string(variant) == "mma" || std::string(variant) == "n64")) return false;
+bool hopper_kernels_loadable() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device < 0) return false;
   // Per device: 0 unknown, 1 no, 2 yes (ring threads ask concurrently, one device each).
@@ -300,6 +298,16 @@ bool hopper_forward_available() {
   if (device < 64) known[device].store(available ? 2 : 1);
   return available;
 }
+
+namespace {
+bool asks_for_mma(const char* variable) {
+  const char* value = std::getenv(variable);
+  return value != nullptr && (std::string(value) == "mma" || std::string(value) == "n64");
+}
+}  // namespace
+
+bool hopper_forward_available() { return !asks_for_mma("RINGLAB_FORWARD_VARIANT") && hopper_kernels_loadable(); }
+bool hopper_backward_available() { return !asks_for_mma("RINGLAB_BACKWARD_VARIANT") && hopper_kernels_loadable(); }
 
 template <class Element, int HeadDim>
 void launch_hopper_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {

@@ -52,4 +52,18 @@ __device__ __forceinline__ void set_max_registers_decrease() {
 #endif
 }
 
+// The copy engine adds `bytes` (a multiple of 16, both addresses 16-byte aligned) fp32 values from shared
+// memory into global memory, asynchronously (one instruction for a whole row instead of a red.global per
+// pair of values). Shared memory written by ordinary stores needs fence.proxy.async before it.
+__device__ __forceinline__ void bulk_reduce_add_f32(float* destination, std::uint32_t source, int bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(destination),
+               "r"(source), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until this thread's bulk operations have read their shared-memory sources (the buffer may be reused).
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+// Waits until this thread's bulk operations are complete.
+__device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
 }  // namespace ringlab::gpu::ptx

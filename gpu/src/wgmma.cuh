@@ -3,8 +3,9 @@
 // D (64×N, fp32, in the registers of one warpgroup) = A·B (+ D when scale_d ≠ 0), K = 16.
 // Accumulator layout: warp w of the warpgroup holds rows 16w..16w+15; d[j][0..1] = D[16w + g][8j + 2c ..+1],
 // d[j][2..3] = D[16w + g + 8][8j + 2c ..+1] (g = lane/4, c = lane%4): mma.sync's m16n8 C fragment, N/8 times.
-//   wgmma_ss: A and B from shared memory (descriptors), both K-major (no transpose).
-//   wgmma_rs: A from registers (mma.sync's m16k16 A fragment per warp), B from shared memory, MN-major
+//   ss: A and B from shared memory (descriptors), K-major unless TransposeA/TransposeB (then MN-major:
+//       A[m][k] stored with m contiguous, B[k][n] with n contiguous).
+//   rs: A from registers (mma.sync's m16k16 A fragment per warp), B from shared memory, MN-major
 //             (transposed: B[k][n] stored with n contiguous, as V is).
 #pragma once
 
@@ -53,13 +54,14 @@ struct Mma;  // specialised below for the shapes the kernels use
 
 template <>
 struct Mma<__nv_bfloat16, 64> {
+  template <int TransposeA = 0, int TransposeB = 0>
   __device__ __forceinline__ static void ss(float (&d)[8][4], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "%32, %33, p, 1, 1, 0, 0;\n}\n"
+        "%32, %33, p, 1, 1, %35, %36;\n}\n"
         : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
           "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
           "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
@@ -68,7 +70,7 @@ struct Mma<__nv_bfloat16, 64> {
           "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
           "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
           "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(TransposeA), "n"(TransposeB));
 #endif
   }
   __device__ __forceinline__ static void rs(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t desc_b, int scale_d) {
@@ -100,13 +102,14 @@ struct Mma<__nv_bfloat16, 64> {
 
 template <>
 struct Mma<__half, 64> {
+  template <int TransposeA = 0, int TransposeB = 0>
   __device__ __forceinline__ static void ss(float (&d)[8][4], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "%32, %33, p, 1, 1, 0, 0;\n}\n"
+        "%32, %33, p, 1, 1, %35, %36;\n}\n"
         : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
           "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
           "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
@@ -115,7 +118,7 @@ struct Mma<__half, 64> {
           "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
           "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
           "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(TransposeA), "n"(TransposeB));
 #endif
   }
   __device__ __forceinline__ static void rs(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t desc_b, int scale_d) {
@@ -147,13 +150,14 @@ struct Mma<__half, 64> {
 
 template <>
 struct Mma<__nv_bfloat16, 128> {
+  template <int TransposeA = 0, int TransposeB = 0>
   __device__ __forceinline__ static void ss(float (&d)[16][4], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        "%64, %65, p, 1, 1, %67, %68;\n}\n"
         : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
           "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
           "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
@@ -170,7 +174,7 @@ struct Mma<__nv_bfloat16, 128> {
           "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
           "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
           "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(TransposeA), "n"(TransposeB));
 #endif
   }
   __device__ __forceinline__ static void rs(float (&d)[16][4], const std::uint32_t (&a)[4], std::uint64_t desc_b, int scale_d) {
@@ -210,13 +214,14 @@ struct Mma<__nv_bfloat16, 128> {
 
 template <>
 struct Mma<__half, 128> {
+  template <int TransposeA = 0, int TransposeB = 0>
   __device__ __forceinline__ static void ss(float (&d)[16][4], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        "%64, %65, p, 1, 1, %67, %68;\n}\n"
         : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
           "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
           "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
@@ -233,7 +238,7 @@ struct Mma<__half, 128> {
           "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
           "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
           "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(TransposeA), "n"(TransposeB));
 #endif
   }
   __device__ __forceinline__ static void rs(float (&d)[16][4], const std::uint32_t (&a)[4], std::uint64_t desc_b, int scale_d) {
