@@ -16,8 +16,9 @@
 //     dPᵀ = V·dO_iᵀ into the same registers; dSᵀ = τ·Pᵀ ∘ (dPᵀ − δ) with the packed Pᵀ (one 64 × 64
 //       accumulator at a time, so that D = 128 fits: its dK, dV accumulators take 128 registers)
 //     dV += Pᵀ·dO_i, dK += dSᵀ·Q_i             (wgmma m64nDk16, A from registers, B MN-major)
-//     dQ_i = dS·K over all 128 keys (dSᵀ of both consumers through shared memory, named barrier; wgmma
-//       with A and B MN-major, each consumer 64 columns of D; at D = 64 consumer 0 alone), staged in shared
+//     dQ_i = dS·K (dSᵀ through shared memory; wgmma with A and B MN-major): at D = 128 each consumer 64
+//       columns over all 128 keys (named barrier: both consumers' dSᵀ), at D = 64 each all columns over its
+//       own 64 keys (two partial tiles, both added), staged in shared
 //       memory and added into the fp32 dQ by the copy engine: one bulk reduction per query row
 //       (cp.reduce.async.bulk .add.f32) instead of a red.global per pair of values
 //   Epilogue: dK, dV added into the fp32 accumulators (atomics only when query heads share a KV head).
@@ -50,14 +51,16 @@ struct HopperBackwardTraits {
   static constexpr int kTileBytesKV = kBlockN * HeadDim * 2;
   static constexpr int kTileBytesQ = kBlockM * HeadDim * 2;
   static constexpr int kTileBytesDs = kBlockN * kBlockM * 2;
-  // dQ of a step: [64 queries × D] split by columns into 64-wide parts, one per consumer that computes one
-  // (2 at D = 128; 1 at D = 64, where the second consumer skips it).
-  static constexpr int kDqParts = HeadDim / 64;
+  // dQ of a step, [64 queries × D], as two [64 × 64] products, one per consumer: at D = 128 split by
+  // columns (each consumer sums over all 128 keys, so it needs the other's dSᵀ rows); at D = 64 split by keys
+  // (each sums over its own 64 keys into its own staging tile; both tiles are added into dQ).
+  static constexpr bool kDqSplitsKeys = HeadDim == 64;
   static constexpr int kDqRowFloats = HeadDim + 8;  // fp32 staging rows padded by 32 bytes: 2-way conflicts at most
   static constexpr int kTileBytesDq = kBlockM * kDqRowFloats * 4;
+  static constexpr int kDqStaging = kDqSplitsKeys ? 2 : 1;
   // K, V, Q[2], dO[2], dSᵀ[2], dQ staging, LSE[2], δ[2]; +1024 to align the start to the swizzle's 1024 bytes.
-  static constexpr int kSharedBytes =
-      2 * kTileBytesKV + 4 * kTileBytesQ + 2 * kTileBytesDs + kTileBytesDq + 4 * kBlockM * 4 + 1024;
+  static constexpr int kSharedBytes = 2 * kTileBytesKV + 4 * kTileBytesQ + 2 * kTileBytesDs +
+                                      kDqStaging * kTileBytesDq + 4 * kBlockM * 4 + 1024;
 };
 
 // The head's view with queries and keys swapped: allows(k, q) of this view is allows(q, k) of `view`
@@ -95,7 +98,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   const std::uint32_t sdO = sQ + 2 * Traits::kTileBytesQ;   // [2] stages
   const std::uint32_t sdS = sdO + 2 * Traits::kTileBytesQ;  // [2] dSᵀ [BN keys][BM queries]
   const std::uint32_t sdQ = sdS + 2 * Traits::kTileBytesDs; // fp32 [BM][D + 8]
-  const std::uint32_t sLse = sdQ + Traits::kTileBytesDq;    // [2][BM] floats
+  const std::uint32_t sLse = sdQ + Traits::kDqStaging * Traits::kTileBytesDq;  // [2][BM] floats
   const std::uint32_t sDelta = sLse + 2 * BM * 4;           // [2][BM] floats
   const float* lse_tile = reinterpret_cast<const float*>(shared + (sLse - sK));
   const float* delta_tile = reinterpret_cast<const float*>(shared + (sDelta - sK));
@@ -176,15 +179,21 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   auto q_sum = [&](std::uint32_t tile, int kk) {  // k16 step kk = queries 16kk .. 16kk + 15
     return wgmma::descriptor(tile + kk * 16 * 128, BM * 128, 1024);
   };
-  auto ds_sum = [&](std::uint32_t tile, int kk) {  // dSᵀ rows (keys) 16kk .. 16kk + 15
-    return wgmma::descriptor(tile + kk * 16 * 128, 16, 1024);
+  // dQ's operands, k16 step kk: dSᵀ rows (keys) and K rows 16kk .. 16kk + 15 of all 128 keys and this
+  // consumer's 64 columns of D (D = 128), or of this consumer's 64 keys (D = 64).
+  constexpr bool kSplitKeys = Traits::kDqSplitsKeys;
+  constexpr int kDqSteps = kSplitKeys ? 64 / 16 : BN / 16;
+  const int dq_first_key = kSplitKeys ? consumer * 64 : 0;
+  auto ds_sum = [&](std::uint32_t tile, int kk) {
+    return wgmma::descriptor(tile + (dq_first_key + kk * 16) * 128, 16, 1024);
   };
-  auto k_sum = [&](int kk) {  // K rows 16kk .. 16kk + 15, this consumer's 64 columns of D
-    return wgmma::descriptor(sK + consumer * BN * 128 + kk * 16 * 128, 16, 1024);
+  auto k_sum = [&](int kk) {
+    return wgmma::descriptor(sK + (kSplitKeys ? 0 : consumer * BN * 128) + (dq_first_key + kk * 16) * 128, 16, 1024);
   };
-  const bool computes_dq = consumer < Traits::kDqParts;
-  const bool issues_dq = computes_dq && consumer_thread < BM;  // one bulk reduction per query row
-  float* dq_head = p.dq + (b * p.rows_q * p.heads + h) * D + consumer * 64;  // row r at + r·H·D
+  const int dq_column = kSplitKeys ? 0 : consumer * 64;  // of this consumer's part
+  const std::uint32_t dq_staging = sdQ + (kSplitKeys ? consumer * Traits::kTileBytesDq : 0);
+  const bool issues_dq = consumer_thread < BM;  // one bulk reduction per query row and consumer
+  float* dq_head = p.dq + (b * p.rows_q * p.heads + h) * D + dq_column;  // row r at + r·H·D
 
   float acc_dv[DT][4], acc_dk[DT][4];
 #pragma unroll
@@ -279,10 +288,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     for (int kk = 0; kk < BM / 16; ++kk) GradMma::rs(acc_dk, a_ds[kk], q_sum(q_tile, kk), 1);
     wgmma::commit_group();
 
-    // dQ_i = dS·K over all BN keys needs both consumers' dSᵀ rows. The dV/dK products are waited for first,
-    // so that Pᵀ, dSᵀ and the dQ accumulators are never live together (D = 128 would spill).
+    // dQ_i = dS·K over all BN keys needs both consumers' dSᵀ rows (D = 128), over its own keys only this
+    // consumer's (D = 64). The dV/dK products are waited for first, so that Pᵀ, dSᵀ and the dQ accumulators
+    // are never live together (D = 128 would spill).
     wgmma::fence_proxy_async();
-    ptx::named_barrier_sync(1, kConsumerThreads);
+    if (kSplitKeys)
+      ptx::named_barrier_sync(2 + consumer, 128);
+    else
+      ptx::named_barrier_sync(1, kConsumerThreads);
     wgmma::wait_group<0>();
     GradMma::fence_operands(acc_dv);
     GradMma::fence_operands(acc_dk);
@@ -290,11 +303,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     for (int kk = 0; kk < BM / 16; ++kk)  // the products read these registers until the wait
 #pragma unroll
       for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a_p[kk][e]), "+r"(a_ds[kk][e])::"memory");
-    if (computes_dq) {
+    {
       float acc_dq[8][4];  // this consumer's [64 queries × 64 columns]
       wgmma::fence();
 #pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) ScoreMma::template ss<1, 1>(acc_dq, ds_sum(ds_tile, kk), k_sum(kk), kk > 0);
+      for (int kk = 0; kk < kDqSteps; ++kk) ScoreMma::template ss<1, 1>(acc_dq, ds_sum(ds_tile, kk), k_sum(kk), kk > 0);
       wgmma::commit_group();
       wgmma::wait_group<0>();
       ScoreMma::fence_operands(acc_dq);
@@ -303,13 +316,13 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
       // then one bulk reduction per query row adds them into the fp32 dQ.
       if (issues_dq) ptx::bulk_wait_read();
       ptx::named_barrier_sync(2 + consumer, 128);
-      float* staging = reinterpret_cast<float*>(shared + (sdQ - sK));
+      float* staging = reinterpret_cast<float*>(shared + (dq_staging - sK));
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int row = (warp % 4) * 16 + g + 8 * half;
 #pragma unroll
         for (int nt = 0; nt < 8; ++nt)
-          *reinterpret_cast<float2*>(staging + row * Traits::kDqRowFloats + consumer * 64 + nt * 8 + 2 * c) =
+          *reinterpret_cast<float2*>(staging + row * Traits::kDqRowFloats + dq_column + nt * 8 + 2 * c) =
               make_float2(acc_dq[nt][2 * half], acc_dq[nt][2 * half + 1]);
       }
       wgmma::fence_proxy_async();  // the staged rows (generic proxy) before the copy engine reads them
@@ -318,12 +331,10 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
         const i64 query = static_cast<i64>(i) * BM + consumer_thread;
         if (query < view.q.rows) {
           ptx::bulk_reduce_add_f32(dq_head + view.q.row(query) * q_stride,
-                                   sdQ + (consumer_thread * Traits::kDqRowFloats + consumer * 64) * 4, 64 * 4);
+                                   dq_staging + (consumer_thread * Traits::kDqRowFloats + dq_column) * 4, 64 * 4);
           ptx::bulk_commit();
         }
       }
-    } else {
-      ptx::mbarrier_arrive(stage_barrier(barriers.q_empty, t));
     }
   }
   if (issues_dq) ptx::bulk_wait();
