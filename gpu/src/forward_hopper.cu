@@ -157,8 +157,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   // The two consumers take turns at issuing their products (FlashAttention-3's ping-pong): consumer c waits
   // on named barrier 1 + c until the other one has issued, so that one's softmax runs while the other's
   // products keep the tensor cores busy. Consumer 1 lets consumer 0 go first; every turn ends by letting
-  // the other go, except consumer 1's last (nobody waits for it).
-  const int turns = tiles + 1;  // S_0; then S_t with O += P_{t−1}·V_{t−1}; then the last O
+  // the other go, except consumer 1's last (nobody waits for it). A block without key tiles has no turns.
+  const int turns = tiles > 0 ? tiles + 1 : 0;  // S_0; then S_t with O += P_{t−1}·V_{t−1}; then the last O
   int turn = 0;
   if (consumer == 1 && turns > 0) ptx::named_barrier_arrive(1, kConsumerThreads);
   auto begin_turn = [&] { ptx::named_barrier_sync(1 + consumer, kConsumerThreads); };
