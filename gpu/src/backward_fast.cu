@@ -18,6 +18,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "backward_common.cuh"
 #include "cuda_check.cuh"
 #include "kernels.cuh"
 #include "ptx.cuh"
@@ -25,8 +26,6 @@
 
 namespace ringlab::gpu::detail {
 namespace {
-
-constexpr float kLog2e = 1.4426950408889634f;
 
 // One GEMM's warp layout: WarpsM warps along its M dimension (M = Rows), the rest along N (N = Cols).
 template <int Rows, int Cols, int Warps, int WarpsM>
@@ -273,32 +272,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_bac
       }
   }
 
-  // dK, dV of these keys: added into the fp32 accumulators; atomically when several query heads share them.
-  const bool shared_kv = p.heads != p.kv_heads;
-  const i64 k_end = plan.fixed_end, h_kv = h * p.kv_heads / p.heads;
-#pragma unroll
-  for (int mt = 0; mt < KV::kMT; ++mt)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const i64 key = k_begin + m_kv + mt * 16 + g + 8 * half;
-      if (key >= k_end) continue;
-      const i64 offset = ((b * p.rows_k + view.k.row(key)) * p.kv_heads + h_kv) * D + n_kv + 2 * c;
-#pragma unroll
-      for (int nt = 0; nt < KV::kNT; ++nt) {
-        float* dk = p.dk + offset + nt * 8;
-        float* dv = p.dv + offset + nt * 8;
-        const float* k_pair = &acc_dk[mt][nt][2 * half];
-        const float* v_pair = &acc_dv[mt][nt][2 * half];
-        if (shared_kv) {
-          ptx::atomic_add2(dk, k_pair[0], k_pair[1]);
-          ptx::atomic_add2(dv, v_pair[0], v_pair[1]);
-        } else {
-          float2 x = *reinterpret_cast<float2*>(dk), y = *reinterpret_cast<float2*>(dv);
-          *reinterpret_cast<float2*>(dk) = make_float2(x.x + k_pair[0], x.y + k_pair[1]);
-          *reinterpret_cast<float2*>(dv) = make_float2(y.x + v_pair[0], y.y + v_pair[1]);
-        }
-      }
-    }
+  // dK, dV of these keys: added into the fp32 accumulators.
+  add_key_gradients(acc_dk, acc_dv, p, view.k, plan.kv_offset, k_begin + m_kv, plan.fixed_end, n_kv, lane);
 }
 
 // Tile shapes (FlashAttention-2's for sm_80/sm_90): 128 keys per block, 64 queries per step, 8 warps with

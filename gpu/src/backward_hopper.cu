@@ -5,8 +5,8 @@
 // (FlashAttention-3's choice).
 //
 //   grid: (key tiles, H, B); block: 3 warpgroups (384 threads) for BlockN = 128 keys of one query head;
-//   BlockM = 64 queries per step. Shared memory (128-byte swizzle, tiles.cuh Swizzle128Halves): K, V [128][D];
-//   Q, dO, LSE, δ in two stages; dSᵀ [128][64] in two stages; a dQ staging tile fp32 [64][D + 8].
+//   BlockM = 64 queries per step. Shared memory (128-byte swizzle, tiles.cuh Swizzle128Blocks): K, V [128][D];
+//   Q, dO, LSE, δ in two stages; dSᵀ [128][64] in two stages; dQ staging fp32 [64][D + 8] (two at D = 64).
 //   Producer (warpgroup 0, 40 registers): K and V once, then Q_i, dO_i, LSE_i, δ_i into stage t mod 2 once
 //     both consumers released it (cp.async, mbarriers).
 //   Consumers (warpgroups 1, 2: 64 keys each, 232 registers), per query tile i:
@@ -23,10 +23,12 @@
 //       (cp.reduce.async.bulk .add.f32) instead of a red.global per pair of values
 //   Epilogue: dK, dV added into the fp32 accumulators (atomics only when query heads share a KV head).
 //
-// Compiled for sm_90a only (gpu/CMakeLists.txt); launch_fast_backward calls it when hopper_available().
+// Compiled for sm_90a only (gpu/CMakeLists.txt); launch_fast_backward calls it when
+// hopper_backward_available() (variants.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "backward_common.cuh"
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
 #include "kernels.cuh"
@@ -38,16 +40,19 @@
 namespace ringlab::gpu::detail {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 template <class Element_, int HeadDim>
 struct HopperBackwardTraits {
   using Element = Element_;
   static constexpr int kHeadDim = HeadDim;
   static constexpr int kBlockN = 128;  // keys per block: 64 per consumer warpgroup (wgmma's M)
   static constexpr int kBlockM = 64;   // queries per step (the N of Sᵀ, the K of the dV/dK products)
-  static constexpr int kThreads = 384;  // a producer warpgroup and two consumers
-  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128·40 + 256·232 ≤ 65536
+  static constexpr int kConsumers = 2;
+  static constexpr int kThreads = (kConsumers + 1) * 128;  // a producer warpgroup and two consumers
+  // setmaxnreg moves registers within what the block got at launch (384 threads × 168 under
+  // __launch_bounds__(384, 1)); asking for more than that makes the consumers' increase wait forever.
+  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+  static_assert(128 * kProducerRegisters + kConsumers * 128 * kConsumerRegisters <= kThreads * 168,
+                "setmaxnreg budgets exceed the block's registers");
   static constexpr int kTileBytesKV = kBlockN * HeadDim * 2;
   static constexpr int kTileBytesQ = kBlockM * HeadDim * 2;
   static constexpr int kTileBytesDs = kBlockN * kBlockM * 2;
@@ -85,9 +90,12 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   using Element = typename Traits::Element;
   constexpr int D = Traits::kHeadDim, BN = Traits::kBlockN, BM = Traits::kBlockM;
   constexpr int NT = BM / 8, DT = D / 8;
-  constexpr int kConsumerThreads = 256;
-  using KVLayout = Swizzle128Halves<BN>;
-  using QLayout = Swizzle128Halves<BM>;
+  constexpr int kConsumerThreads = Traits::kConsumers * 128;
+  // Named barriers (0 is __syncthreads): every dSᵀ row of the step is in shared memory (both consumers);
+  // consumer c's own 128 threads (its dSᵀ at D = 64, its dQ staging).
+  constexpr int kDsReadyBarrier = 1, kConsumerBarrier = 2;
+  using KVLayout = Swizzle128Blocks<BN>;
+  using QLayout = Swizzle128Blocks<BM>;
   using ScoreMma = wgmma::Mma<Element, BM>;  // Sᵀ, dPᵀ: [64 keys × 64 queries]; dQ: [64 queries × 64 columns]
   using GradMma = wgmma::Mma<Element, D>;    // dV, dK: [64 keys × D]
   extern __shared__ unsigned char shared_raw[];
@@ -167,33 +175,22 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   const int warp_row = warp * 16;  // consumer·64 + (warp mod 4)·16: this warp's keys in the block
   const int g = lane / 4, c = lane % 4;
 
-  // Descriptors (see forward_hopper.cu). K-major: K/V rows of this consumer as A; Q/dO tiles as B.
-  // MN-major: dO/Q as B of the dV/dK products (the sum runs over queries, D contiguous); dSᵀ as A and K as
-  // B of dQ (the sum runs over keys; this consumer's 64 columns of D).
-  auto kv_rows = [&](std::uint32_t tile, int kk) {
-    return wgmma::descriptor(tile + (kk / 4) * BN * 128 + consumer * 64 * 128 + (kk % 4) * 32, 16, 1024);
-  };
-  auto q_cols = [&](std::uint32_t tile, int kk) {
-    return wgmma::descriptor(tile + (kk / 4) * BM * 128 + (kk % 4) * 32, 16, 1024);
-  };
-  auto q_sum = [&](std::uint32_t tile, int kk) {  // k16 step kk = queries 16kk .. 16kk + 15
-    return wgmma::descriptor(tile + kk * 16 * 128, BM * 128, 1024);
-  };
-  // dQ's operands, k16 step kk: dSᵀ rows (keys) and K rows 16kk .. 16kk + 15 of all 128 keys and this
-  // consumer's 64 columns of D (D = 128), or of this consumer's 64 keys (D = 64).
+  // Descriptors (wgmma.cuh). K-major: K/V rows of this consumer as A, Q/dO tiles as B of Sᵀ and dPᵀ.
+  // MN-major: dO/Q as B of the dV/dK products (the sum runs over queries, D contiguous); dSᵀ as A and K as B
+  // of dQ (the sum runs over keys): all 128 keys and this consumer's 64 columns of D (D = 128), or this
+  // consumer's 64 keys (D = 64).
   constexpr bool kSplitKeys = Traits::kDqSplitsKeys;
   constexpr int kDqSteps = kSplitKeys ? 64 / 16 : BN / 16;
   const int dq_first_key = kSplitKeys ? consumer * 64 : 0;
-  auto ds_sum = [&](std::uint32_t tile, int kk) {
-    return wgmma::descriptor(tile + (dq_first_key + kk * 16) * 128, 16, 1024);
-  };
-  auto k_sum = [&](int kk) {
-    return wgmma::descriptor(sK + (kSplitKeys ? 0 : consumer * BN * 128) + (dq_first_key + kk * 16) * 128, 16, 1024);
-  };
+  auto kv_rows = [&](std::uint32_t tile, int kk) { return wgmma::k_major(tile, BN, consumer * 64, kk); };
+  auto q_cols = [&](std::uint32_t tile, int kk) { return wgmma::k_major(tile, BM, 0, kk); };
+  auto q_sum = [&](std::uint32_t tile, int kk) { return wgmma::mn_major(tile, BM, 0, kk); };
+  auto ds_sum = [&](std::uint32_t tile, int kk) { return wgmma::mn_major(tile, BN, dq_first_key, kk); };
+  auto k_sum = [&](int kk) { return wgmma::mn_major(sK, BN, dq_first_key, kk, kSplitKeys ? 0 : consumer); };
   const int dq_column = kSplitKeys ? 0 : consumer * 64;  // of this consumer's part
   const std::uint32_t dq_staging = sdQ + (kSplitKeys ? consumer * Traits::kTileBytesDq : 0);
   const bool issues_dq = consumer_thread < BM;  // one bulk reduction per query row and consumer
-  float* dq_head = p.dq + (b * p.rows_q * p.heads + h) * D + dq_column;  // row r at + r·H·D
+  float* dq_head = p.dq + plan.q_offset + dq_column;  // query row r at + r·H·D
 
   float acc_dv[DT][4], acc_dk[DT][4];
 #pragma unroll
@@ -293,9 +290,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     // are never live together (D = 128 would spill).
     wgmma::fence_proxy_async();
     if (kSplitKeys)
-      ptx::named_barrier_sync(2 + consumer, 128);
+      ptx::named_barrier_sync(kConsumerBarrier + consumer, 128);
     else
-      ptx::named_barrier_sync(1, kConsumerThreads);
+      ptx::named_barrier_sync(kDsReadyBarrier, kConsumerThreads);
     wgmma::wait_group<0>();
     GradMma::fence_operands(acc_dv);
     GradMma::fence_operands(acc_dk);
@@ -315,7 +312,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
       // Stage this consumer's 64 columns of dQ_i (once its bulk reductions of step t − 1 have read them),
       // then one bulk reduction per query row adds them into the fp32 dQ.
       if (issues_dq) ptx::bulk_wait_read();
-      ptx::named_barrier_sync(2 + consumer, 128);
+      ptx::named_barrier_sync(kConsumerBarrier + consumer, 128);
       float* staging = reinterpret_cast<float*>(shared + (dq_staging - sK));
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -326,7 +323,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
               make_float2(acc_dq[nt][2 * half], acc_dq[nt][2 * half + 1]);
       }
       wgmma::fence_proxy_async();  // the staged rows (generic proxy) before the copy engine reads them
-      ptx::named_barrier_sync(2 + consumer, 128);
+      ptx::named_barrier_sync(kConsumerBarrier + consumer, 128);
       if (issues_dq) {
         const i64 query = static_cast<i64>(i) * BM + consumer_thread;
         if (query < view.q.rows) {
@@ -339,28 +336,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   }
   if (issues_dq) ptx::bulk_wait();
 
-  // dK, dV of these keys: added into the fp32 accumulators; atomically when several query heads share them.
-  const bool shared_kv = p.heads != p.kv_heads;
-  const i64 k_end = plan.fixed_end, h_kv = h * p.kv_heads / p.heads;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const i64 key = k_begin + warp_row + g + 8 * half;
-    if (key >= k_end) continue;
-    const i64 offset = ((b * p.rows_k + view.k.row(key)) * p.kv_heads + h_kv) * D + 2 * c;
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
-      float* dk = p.dk + offset + dt * 8;
-      float* dv = p.dv + offset + dt * 8;
-      if (shared_kv) {
-        ptx::atomic_add2(dk, acc_dk[dt][2 * half], acc_dk[dt][2 * half + 1]);
-        ptx::atomic_add2(dv, acc_dv[dt][2 * half], acc_dv[dt][2 * half + 1]);
-      } else {
-        float2 x = *reinterpret_cast<float2*>(dk), y = *reinterpret_cast<float2*>(dv);
-        *reinterpret_cast<float2*>(dk) = make_float2(x.x + acc_dk[dt][2 * half], x.y + acc_dk[dt][2 * half + 1]);
-        *reinterpret_cast<float2*>(dv) = make_float2(y.x + acc_dv[dt][2 * half], y.y + acc_dv[dt][2 * half + 1]);
-      }
-    }
-  }
+  // dK, dV of these keys: added into the fp32 accumulators.
+  add_key_gradients(reinterpret_cast<const float(&)[1][DT][4]>(acc_dk), reinterpret_cast<const float(&)[1][DT][4]>(acc_dv),
+                    p, view.k, plan.kv_offset, k_begin + warp_row, plan.fixed_end, 0, lane);
 #endif
 }
 

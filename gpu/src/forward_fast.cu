@@ -17,9 +17,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <cstdlib>
-#include <string>
-
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
 #include "kernels.cuh"
@@ -195,18 +192,13 @@ void launch(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
   RINGLAB_CUDA_CHECK(cudaGetLastError());
 }
 
-bool wide_key_tiles() {
-  const char* value = std::getenv("RINGLAB_FORWARD_VARIANT");
-  return value != nullptr && std::string(value) == "n64";
-}
-
 }  // namespace
 
 template <class Element, int HeadDim>
 void launch_fast_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
   if (hopper_forward_available()) return launch_hopper_forward<Element, HeadDim>(params, rows_q, stream);
   if constexpr (HeadDim == 128) {
-    if (!wide_key_tiles() && params.dilation_count == 0)
+    if (forward_variant() != ForwardVariant::mma_n64 && params.dilation_count == 0)
       return launch<ForwardTraits<Element, HeadDim, 128, 48, 4>>(params, rows_q, stream);
   }
   launch<ForwardTraits<Element, HeadDim, 128, 64, 4>>(params, rows_q, stream);

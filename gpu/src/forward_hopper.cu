@@ -7,12 +7,12 @@
 //
 //   grid: (query tiles, H, B), heaviest query tiles first; block: 3 warpgroups (384 threads), BlockM = 128
 //   query rows, BlockN = 128 keys per step. Shared memory (128-byte swizzle, the layout wgmma's descriptors
-//   read, tiles.cuh Swizzle128Halves): Q [128][D], and K, V [128][D] twice (two stages), plus mbarriers.
+//   read, tiles.cuh Swizzle128Blocks): Q [128][D], and K, V [128][D] twice (two stages), plus mbarriers.
 //   Producer (warpgroup 0, 40 registers by setmaxnreg): cp.async of Q, then of K_t and V_t into stage
 //     t mod 2 once both consumers released that stage; each copy arrives on the stage's `full` mbarrier
 //     when it lands (the same row maps as every kernel: strided dilation, zigzag/striped chunks, GQA).
 //   Consumers (warpgroups 1, 2: 64 query rows each, 232 registers): for key tile t in the range the mask
-//     can reach (the plan of forward_fast.cu), pipelined within the warpgroup:
+//     can reach (make_plan, attention_params.cuh), pipelined within the warpgroup:
 //       wait K_t, V_{t−1}; [turn] issue S = Q·K_tᵀ (wgmma m64n128k16, A = Q and B = K_t from shared memory,
 //       K-major) and O += P_{t−1}·V_{t−1} (wgmma m64nDk16, A = P from registers, B = V from shared memory,
 //       MN-major) [end turn]; wait for S, release K_t; mask S only if the tile is partial; softmax
@@ -22,14 +22,12 @@
 //     products (FlashAttention-3's ping-pong).
 //   Epilogue as forward_fast.cu: O / ℓ and LSE written, or ⊕-merged into the ring's fp32 accumulator.
 //
-// Compiled for sm_90a only (gpu/CMakeLists.txt); hopper_forward_available() says whether this process's GPU
-// can run it, and block_attention.cu's dispatch falls back to the mma.sync kernel otherwise.
+// Compiled for sm_90a only (gpu/CMakeLists.txt); hopper_kernels_loadable() says whether this process's GPU
+// can run it, and launch_fast_forward (forward_fast.cu) falls back to the mma.sync kernel otherwise.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <string>
 
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
@@ -50,7 +48,11 @@ struct HopperTraits {
   static constexpr int kBlockN = 128;
   static constexpr int kConsumers = kBlockM / 64;                // consumer warpgroups
   static constexpr int kThreads = (kConsumers + 1) * 128;         // + the producer warpgroup
-  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;  // 128·40 + 256·232 ≤ 65536
+  // setmaxnreg moves registers within what the block got at launch (384 threads × 168 under
+  // __launch_bounds__(384, 1)); asking for more than that makes the consumers' increase wait forever.
+  static constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+  static_assert(128 * kProducerRegisters + kConsumers * 128 * kConsumerRegisters <= kThreads * 168,
+                "setmaxnreg budgets exceed the block's registers");
   static constexpr int kTileBytesQ = kBlockM * HeadDim * 2;
   static constexpr int kTileBytesKV = kBlockN * HeadDim * 2;
   // Q, then K stage 0, K stage 1, V stage 0, V stage 1; +1024 to align the start to the swizzle's 1024 bytes.
@@ -71,8 +73,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN;
   constexpr int NT = BN / 8, DT = D / 8;
   constexpr int kConsumerThreads = Traits::kConsumers * 128;
-  using QLayout = Swizzle128Halves<BM>;
-  using KVLayout = Swizzle128Halves<BN>;
+  using QLayout = Swizzle128Blocks<BM>;
+  using KVLayout = Swizzle128Blocks<BN>;
   using ScoreMma = wgmma::Mma<Element, BN>;
   using OutputMma = wgmma::Mma<Element, D>;
   extern __shared__ unsigned char shared_raw[];
@@ -101,7 +103,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
   const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
-  auto full = [&](unsigned long long (&barrier)[2], int t) { return ptx::shared_address(&barrier[t & 1]); };
+  auto stage_barrier = [&](unsigned long long (&barrier)[2], int t) { return ptx::shared_address(&barrier[t & 1]); };
 
   if (threadIdx.x < 128) {
     // Producer warpgroup: copies Q, then K_t and V_t into stage t mod 2 once both consumers released the
@@ -115,13 +117,13 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
     for (int t = 0; t < tiles; ++t) {
       const int stage = t & 1;
       const i64 first = static_cast<i64>(j_begin + t) * BN;
-      if (t >= 2) ptx::mbarrier_wait(full(barriers.k_empty, t), ((t >> 1) & 1) ^ 1);
+      if (t >= 2) ptx::mbarrier_wait(stage_barrier(barriers.k_empty, t), ((t >> 1) & 1) ^ 1);
       load_tile_async<Element, BN, D, 128, KVLayout>(sK + stage * Traits::kTileBytesKV, keys, kv_stride, view.k, first);
-      ptx::cp_async_arrive(full(barriers.k_full, t));
-      if (t >= 2) ptx::mbarrier_wait(full(barriers.v_empty, t), ((t >> 1) & 1) ^ 1);
+      ptx::cp_async_arrive(stage_barrier(barriers.k_full, t));
+      if (t >= 2) ptx::mbarrier_wait(stage_barrier(barriers.v_empty, t), ((t >> 1) & 1) ^ 1);
       load_tile_async<Element, BN, D, 128, KVLayout>(sV + stage * Traits::kTileBytesKV, values, kv_stride, view.k,
                                                      first);
-      ptx::cp_async_arrive(full(barriers.v_full, t));
+      ptx::cp_async_arrive(stage_barrier(barriers.v_full, t));
     }
     ptx::cp_async_wait<0>();
     return;
@@ -134,17 +136,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   const int consumer = warp / 4;
   const int warp_row = warp * 16;  // consumer·64 + (warp mod 4)·16: this warp's rows of the accumulators
 
-  // Descriptors. Q and K are K-major (D contiguous): k16 step kk reads 32 bytes at (kk mod 4)·32 of column
-  // block kk/4; 8-row groups 1024 bytes apart. V is MN-major for O += P·V (D contiguous, the sum over
-  // keys): k16 step kk starts at key 16kk; 8-key groups 1024 bytes apart, D's column blocks BN·128 apart.
-  auto q_descriptor = [&](int kk) {
-    return wgmma::descriptor(sQ + (kk / 4) * BM * 128 + consumer * 64 * 128 + (kk % 4) * 32, 16, 1024);
-  };
+  // Descriptors (wgmma.cuh). Q and K are K-major (D contiguous, the sum of S = Q·Kᵀ runs along it); V is
+  // MN-major for O += P·V (D contiguous, the sum runs over keys, down its rows).
+  auto q_descriptor = [&](int kk) { return wgmma::k_major(sQ, BM, consumer * 64, kk); };
   auto k_descriptor = [&](int stage, int kk) {
-    return wgmma::descriptor(sK + stage * Traits::kTileBytesKV + (kk / 4) * BN * 128 + (kk % 4) * 32, 16, 1024);
+    return wgmma::k_major(sK + stage * Traits::kTileBytesKV, BN, 0, kk);
   };
   auto v_descriptor = [&](int stage, int kk) {
-    return wgmma::descriptor(sV + stage * Traits::kTileBytesKV + kk * 16 * 128, BN * 128, 1024);
+    return wgmma::mn_major(sV + stage * Traits::kTileBytesKV, BN, 0, kk);
   };
 
   float acc_o[1][DT][4];
@@ -158,13 +157,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   // on named barrier 1 + c until the other one has issued, so that one's softmax runs while the other's
   // products keep the tensor cores busy. Consumer 1 lets consumer 0 go first; every turn ends by letting
   // the other go, except consumer 1's last (nobody waits for it). A block without key tiles has no turns.
+  constexpr int kTurnBarrier = 1;  // + c: consumer c's turn (named barriers 1, 2; 0 is __syncthreads)
   const int turns = tiles > 0 ? tiles + 1 : 0;  // S_0; then S_t with O += P_{t−1}·V_{t−1}; then the last O
   int turn = 0;
-  if (consumer == 1 && turns > 0) ptx::named_barrier_arrive(1, kConsumerThreads);
-  auto begin_turn = [&] { ptx::named_barrier_sync(1 + consumer, kConsumerThreads); };
+  if (consumer == 1 && turns > 0) ptx::named_barrier_arrive(kTurnBarrier + 0, kConsumerThreads);
+  auto begin_turn = [&] { ptx::named_barrier_sync(kTurnBarrier + consumer, kConsumerThreads); };
   auto end_turn = [&] {
     ++turn;
-    if (!(consumer == 1 && turn == turns)) ptx::named_barrier_arrive(2 - consumer, kConsumerThreads);
+    if (!(consumer == 1 && turn == turns)) ptx::named_barrier_arrive(kTurnBarrier + 1 - consumer, kConsumerThreads);
   };
   auto wait_landed = [&](std::uint32_t barrier, int parity) {
     ptx::mbarrier_wait(barrier, parity);
@@ -214,34 +214,34 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   // producer as soon as the product reading it is done.
   if (tiles > 0) {
     wait_landed(ptx::shared_address(&barriers.q_full), 0);
-    wait_landed(full(barriers.k_full, 0), 0);
+    wait_landed(stage_barrier(barriers.k_full, 0), 0);
     begin_turn();
     issue_scores(0);
     end_turn();
     wgmma::wait_group<0>();
     fence_registers();
-    ptx::mbarrier_arrive(full(barriers.k_empty, 0));
+    ptx::mbarrier_arrive(stage_barrier(barriers.k_empty, 0));
     float correction[1][2];
     softmax(0, correction);  // O is still 0: nothing to rescale
     p_to_registers();
     for (int t = 1; t < tiles; ++t) {
-      wait_landed(full(barriers.k_full, t), (t >> 1) & 1);
-      wait_landed(full(barriers.v_full, t - 1), ((t - 1) >> 1) & 1);
+      wait_landed(stage_barrier(barriers.k_full, t), (t >> 1) & 1);
+      wait_landed(stage_barrier(barriers.v_full, t - 1), ((t - 1) >> 1) & 1);
       begin_turn();
       issue_scores(t & 1);
       issue_output((t - 1) & 1);
       end_turn();
       wgmma::wait_group<1>();  // S_t (the older group) is done; O += P_{t−1}·V_{t−1} may still run
       ScoreMma::fence_operands(s[0]);
-      ptx::mbarrier_arrive(full(barriers.k_empty, t));
+      ptx::mbarrier_arrive(stage_barrier(barriers.k_empty, t));
       const bool rescale = softmax(t, correction);
       wgmma::wait_group<0>();
       fence_registers();
-      ptx::mbarrier_arrive(full(barriers.v_empty, t - 1));
+      ptx::mbarrier_arrive(stage_barrier(barriers.v_empty, t - 1));
       if (rescale) rescale_output(acc_o, correction);
       p_to_registers();
     }
-    wait_landed(full(barriers.v_full, tiles - 1), ((tiles - 1) >> 1) & 1);
+    wait_landed(stage_barrier(barriers.v_full, tiles - 1), ((tiles - 1) >> 1) & 1);
     begin_turn();
     issue_output((tiles - 1) & 1);
     end_turn();
@@ -282,32 +282,28 @@ void launch(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
 
 bool hopper_kernels_loadable() {
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0) return false;
+  RINGLAB_CUDA_CHECK(cudaGetDevice(&device));
   // Per device: 0 unknown, 1 no, 2 yes (ring threads ask concurrently, one device each).
   static std::atomic<int> known[64];
   if (device < 64 && known[device].load() != 0) return known[device].load() == 2;
   int major = 0, minor = 0;
-  bool available = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
-                   major == 9 && minor == 0;  // sm_90a code runs on compute capability 9.0 only
+  RINGLAB_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  RINGLAB_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  bool available = major == 9 && minor == 0;  // sm_90a code runs on compute capability 9.0 only
   if (available) {
     cudaFuncAttributes attributes{};
-    available = cudaFuncGetAttributes(&attributes, hopper_forward<HopperTraits<__nv_bfloat16, 128>>) == cudaSuccess;
-    if (!available) (void)cudaGetLastError();  // clear the error of a binary without sm_90a code
+    const cudaError_t status =
+        cudaFuncGetAttributes(&attributes, hopper_forward<HopperTraits<__nv_bfloat16, 128>>);
+    if (status == cudaErrorInvalidDeviceFunction || status == cudaErrorNoKernelImageForDevice) {
+      (void)cudaGetLastError();  // a binary without sm_90a code: not an error, the mma.sync kernels run
+      available = false;
+    } else {
+      RINGLAB_CUDA_CHECK(status);
+    }
   }
   if (device < 64) known[device].store(available ? 2 : 1);
   return available;
 }
-
-namespace {
-bool asks_for_mma(const char* variable) {
-  const char* value = std::getenv(variable);
-  return value != nullptr && (std::string(value) == "mma" || std::string(value) == "n64");
-}
-}  // namespace
-
-bool hopper_forward_available() { return !asks_for_mma("RINGLAB_FORWARD_VARIANT") && hopper_kernels_loadable(); }
-bool hopper_backward_available() { return !asks_for_mma("RINGLAB_BACKWARD_VARIANT") && hopper_kernels_loadable(); }
 
 template <class Element, int HeadDim>
 void launch_hopper_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {

@@ -1,4 +1,5 @@
-// Launchers of the attention kernels, called from the one dispatch place in block_attention.cu.
+// Launchers of the attention kernels, called from the one dtype × head_dim dispatch in block_attention.cu
+// (launch_fast_forward / launch_fast_backward then pick the wgmma or mma.sync kernel: variants.cu).
 // `rows_q` / `rows_k` are the most rows any head visits on that side (after strided dilation): the grid.
 #pragma once
 
@@ -15,12 +16,19 @@ void launch_teaching_backward(const AttentionParams& params, i64 rows_q, i64 row
 // forward_fast.cu / backward_fast.cu: fp16/bf16 tensor-core kernels, instantiated for head_dim 64 and 128.
 template <class Element, int HeadDim>
 void launch_fast_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream);
-// forward_hopper.cu / backward_hopper.cu: the same kernels on wgmma (sm_90a). launch_fast_forward and
-// launch_fast_backward call them when hopper_forward_available() / hopper_backward_available(): the current
-// GPU has compute capability 9.0, the binary holds sm_90a code (hopper_kernels_loadable) and
-// RINGLAB_FORWARD_VARIANT / RINGLAB_BACKWARD_VARIANT does not ask for the mma.sync kernel ("mma"; "n64" is
-// the mma.sync forward with 64-key tiles).
+// forward_hopper.cu / backward_hopper.cu: the same kernels on wgmma (sm_90a), in their own library.
+// hopper_kernels_loadable(): the current GPU has compute capability 9.0 and the binary holds sm_90a code.
 bool hopper_kernels_loadable();
+
+// variants.cu: the kernel the environment asks for. RINGLAB_FORWARD_VARIANT = auto (unset: the wgmma forward
+// where it can run, else mma.sync) | mma (the mma.sync forward) | n64 (it with 64-key tiles at D = 128);
+// RINGLAB_BACKWARD_VARIANT = auto | mma. Other values throw ConfigError naming the variable. Benchmarks
+// use them to time the alternatives; launch_fast_forward / launch_fast_backward call the wgmma kernels when
+// hopper_forward_available() / hopper_backward_available().
+enum class ForwardVariant { automatic, mma, mma_n64 };
+enum class BackwardVariant { automatic, mma };
+ForwardVariant forward_variant();
+BackwardVariant backward_variant();
 bool hopper_forward_available();
 bool hopper_backward_available();
 template <class Element, int HeadDim>

@@ -1,6 +1,7 @@
-// What a warp-specialised kernel (forward_hopper.cu) synchronises with: mbarriers in shared memory (a
-// producer's copies landing, consumers releasing a buffer), named barriers (two consumer warpgroups taking
-// turns), and setmaxnreg (moving registers from the producer to the consumers). sm_90 (setmaxnreg: sm_90a).
+// What the warp-specialised kernels (forward_hopper.cu, backward_hopper.cu) synchronise with: mbarriers in
+// shared memory (a producer's copies landing, consumers releasing a buffer), named barriers (consumer
+// warpgroups taking turns or publishing dSᵀ), setmaxnreg (moving registers from the producer to the
+// consumers), and the copy engine's bulk reductions (dQ). sm_90 (setmaxnreg: sm_90a).
 #pragma once
 
 #include <cstdint>

@@ -19,15 +19,16 @@ __device__ __forceinline__ std::uint32_t swizzle(int row, int chunk) {
 }
 
 // The layouts a tile copy can write. SwizzledRows: rows of HeadDim values one after the other, swizzled as
-// above (the mma.sync kernels). Swizzle128Halves: the layout wgmma's 128-byte-swizzle descriptors read
-// (forward_hopper.cu): the tile split into column blocks of 64 values, block after block, each block
-// [Rows][128 bytes] with chunk c of row r at c XOR (r mod 8); the tile must start 1024-byte aligned.
+// above (the mma.sync kernels). Swizzle128Blocks: the layout wgmma's 128-byte-swizzle descriptors read
+// (forward_hopper.cu, backward_hopper.cu; wgmma::k_major / mn_major): the tile split into column blocks of
+// 64 values (one block when it is 64 wide), block after block, each block [Rows][128 bytes] with chunk c of
+// row r at c XOR (r mod 8); the tile must start 1024-byte aligned.
 template <int Chunks>
 struct SwizzledRows {
   __device__ __forceinline__ static std::uint32_t offset(int row, int chunk) { return swizzle<Chunks>(row, chunk); }
 };
 template <int Rows>
-struct Swizzle128Halves {
+struct Swizzle128Blocks {
   __device__ __forceinline__ static std::uint32_t offset(int row, int chunk) {
     return static_cast<std::uint32_t>((chunk / 8) * Rows * 128 + row * 128 + (((chunk % 8) ^ (row & 7)) * 16));
   }
@@ -35,7 +36,9 @@ struct Swizzle128Halves {
 
 // cp.async of rows [first, first + Rows) of `map` from one head of a [B, rows, heads, HeadDim] tensor
 // (`head_rows`: that batch and head at row 0; consecutive rows `row_stride` elements apart) into a
-// [Rows][HeadDim] tile laid out by `Layout`. Rows past the map are zero-filled. Strided dilation and zigzag/striped
+// [Rows][HeadDim] tile laid out by `Layout`. Rows past the map are zero-filled. Threads 0 .. Threads − 1 of
+// the block copy (threadIdx.x picks the row and chunk): a warp-specialised kernel's copying warpgroup is
+// warpgroup 0. Strided dilation and zigzag/striped
 // chunks are just other row maps: no gather copy exists anywhere.
 template <class Element, int Rows, int HeadDim, int Threads, class Layout = SwizzledRows<HeadDim / 8>>
 __device__ __forceinline__ void load_tile_async(std::uint32_t tile, const Element* head_rows, i64 row_stride,

@@ -33,8 +33,10 @@ __device__ __forceinline__ void wait_group() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
 #endif
 }
-// Shared memory written through the generic proxy (st.shared, cp.async) and next read by wgmma (the async
-// proxy): each writing thread fences before the barrier that publishes the writes.
+// Shared memory written through the generic proxy and next read by wgmma or the copy engine (the async
+// proxy) needs this fence between the two: for ordinary stores each writing thread fences before the
+// barrier that publishes them; for cp.async completing on an mbarrier, each reading thread fences after
+// its wait.
 __device__ __forceinline__ void fence_proxy_async() { RINGLAB_WGMMA_ASM("fence.proxy.async.shared::cta;\n"); }
 #undef RINGLAB_WGMMA_ASM
 
@@ -47,6 +49,19 @@ __device__ __forceinline__ std::uint64_t descriptor(std::uint32_t address, std::
   d |= static_cast<std::uint64_t>((stride >> 4) & 0x3FFFu) << 32;
   d |= 1ull << 62;  // layout type 1: 128-byte swizzle
   return d;
+}
+
+// Descriptors of tiles laid out as tiles.cuh's Swizzle128Blocks<Rows> (column blocks of 64 values, each
+// [Rows][128 bytes]; 8-row groups 1024 bytes apart), for k16 step kk of a product:
+//   k_major: the sum runs along the rows (Q, K of S = Q·Kᵀ): rows first_row .. of the tile, the 32 bytes
+//            of values 16kk .. 16kk + 15 (block kk/4, (kk mod 4)·32 bytes in).
+//   mn_major: the sum runs down the rows (V of O = P·V): rows first_row + 16kk .. + 15; the operand's
+//            N (or M) dimension is the columns, from column block `block`, blocks Rows·128 bytes apart.
+__device__ __forceinline__ std::uint64_t k_major(std::uint32_t tile, int rows, int first_row, int kk) {
+  return descriptor(tile + (kk / 4) * rows * 128 + first_row * 128 + (kk % 4) * 32, 16, 1024);
+}
+__device__ __forceinline__ std::uint64_t mn_major(std::uint32_t tile, int rows, int first_row, int kk, int block = 0) {
+  return descriptor(tile + block * rows * 128 + (first_row + kk * 16) * 128, rows * 128, 1024);
 }
 
 template <class Element, int N>
