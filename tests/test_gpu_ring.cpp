@@ -163,6 +163,13 @@ std::vector<std::pair<AttentionConfig, DType>> ring_problems() {
   c = shape(1, 2048, 3, 3, 128);  // odd head count, non-causal, rates 2 and 4
   c.dilation = parse_dilation("512:2,1024:4");
   specs.push_back({c, DType::bf16});
+  // The PyTorch packages' combination: head groups, each its pattern, outputs divided by the pattern count.
+  c = shape(1, 2048, 5, 5, 128);
+  c.causal = true;
+  c.dilation = parse_dilation("256:1,512:2,1024:4");
+  c.offset_rule = OffsetRule::group;
+  c.combine = Combine::group_mean;
+  specs.push_back({c, DType::bf16});
   return specs;
 }
 
@@ -172,29 +179,29 @@ std::string label(const AttentionConfig& c) {
        << (c.causal ? " causal" : " full");
   if (c.window_left >= 0 || c.window_right >= 0) text << " window(" << c.window_left << "," << c.window_right << ")";
   if (c.dilated()) text << " dilation " << format_dilation(c.dilation);
+  if (c.combine == Combine::group_mean) text << " group_mean";
   return text.str();
 }
 
 }  // namespace
 
-TEST_CASE("gpu::head_mask_sets: one kernel mask set per LongNet pattern; group_mean is refused by name", "[gpu][ring]") {
+TEST_CASE("gpu::head_mask_sets: one kernel mask set per LongNet pattern; gpu::output_scale: 1/k under group_mean",
+          "[gpu][ring]") {
   auto config = shape(1, 2048, 4, 4, 64);
   CHECK(gpu::head_mask_sets(config).size() == 1);
   CHECK(gpu::head_mask_sets(config).front().dilation.empty());
+  CHECK(gpu::output_scale(config) == 1.0);
   config.dilation = parse_dilation("256:1,512:2");
   const auto sets = gpu::head_mask_sets(config);
   REQUIRE(sets.size() == 2);
   REQUIRE(sets[1].dilation.size() == 4);
   for (int h = 0; h < 4; ++h) CHECK(sets[1].dilation[h].offset == h % 2);  // paper rule: o = h mod r
   config.offset_rule = OffsetRule::group;
+  config.combine = Combine::group_sum;
+  CHECK(gpu::output_scale(config) == 1.0);
   config.combine = Combine::group_mean;
-  std::string message;
-  try {
-    gpu::head_mask_sets(config);
-  } catch (const ConfigError& error) {
-    message = error.what();
-  }
-  CHECK(message.find("combine") != std::string::npos);
+  CHECK(gpu::output_scale(config) == 0.5);  // two patterns
+  CHECK(gpu::head_mask_sets(config).size() == 1);  // group rule: each head runs its group's pattern only
 }
 
 TEST_CASE("gpu::VirtualRing rejects what it does not support, before touching the GPU", "[gpu][ring]") {
@@ -265,8 +272,9 @@ TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[g
   if (gpu::device_count() < 2)
     RINGLAB_SKIP("NCCL ring test skipped: needs 2 GPUs (" + std::to_string(gpu::device_count()) + " here)");
   std::cout << "NCCL ring on " << gpu::device_count() << " GPUs: " << gpu::describe_device(0) << "\n";
-  const auto all = ring_problems();  // the first three (GQA causal and full, MQA at N = 4099) and dilation
-  const std::vector<std::pair<AttentionConfig, DType>> specs{all[0], all[1], all[2], all[5]};
+  // The first three (GQA causal and full, MQA at N = 4099), dilation (lse) and dilation (group_mean).
+  const auto all = ring_problems();
+  const std::vector<std::pair<AttentionConfig, DType>> specs{all[0], all[1], all[2], all[5], all[7]};
   std::vector<int> rings{2};
   if (gpu::device_count() >= 4) rings.push_back(4);
   if (gpu::device_count() >= 8) rings.push_back(8);

@@ -68,6 +68,13 @@ __global__ void convert_kernel(const From* from, To* to, i64 count) {
     to[i] = narrow<To>(widen(from[i]));
 }
 
+template <class Element>
+__global__ void scale_kernel(Element* values, float factor, i64 count) {
+  for (i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<i64>(gridDim.x) * blockDim.x)
+    values[i] = narrow<Element>(widen(values[i]) * factor);
+}
+
 unsigned blocks_for(i64 threads, int per_block) { return static_cast<unsigned>((threads + per_block - 1) / per_block); }
 
 // ---- the dispatch: runtime (dtype, head_dim) → template parameters, in one place --------------------------
@@ -355,9 +362,6 @@ std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config) {
   const std::vector<HeadPlan> plans = plan_heads(config);
   const std::size_t count = plans.front().masks.size();
   for (std::size_t h = 0; h < plans.size(); ++h) {
-    if (plans[h].output_scale != 1.0)
-      throw ConfigError("combine", to_string(config.combine),
-                        "lse or group_sum on the GPU (group_mean scales each head's output by 1/k)");
     if (plans[h].masks.size() != count)
       throw ConfigError("dilation", std::to_string(config.dilation.size()) + " pattern(s)",
                         "a plan in which every head runs the same number of patterns (head " + std::to_string(h) +
@@ -372,6 +376,28 @@ std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config) {
     sets.push_back(std::move(set));
   }
   return sets;
+}
+
+double output_scale(const AttentionConfig& config) {
+  const std::vector<HeadPlan> plans = plan_heads(config);
+  for (const HeadPlan& plan : plans)
+    if (plan.output_scale != plans.front().output_scale)
+      throw ConfigError("combine", to_string(config.combine),
+                        "a plan whose heads share one output factor on the GPU (head 0: " +
+                            std::to_string(plans.front().output_scale) + ", another: " +
+                            std::to_string(plan.output_scale) + ")");
+  return plans.front().output_scale;
+}
+
+void scale_in_place(DeviceTensor tensor, float factor, Stream stream) {
+  using namespace detail;
+  const i64 count = tensor.size();
+  if (count == 0) return;
+  with_element(tensor.dtype, [&]<class Element>() {
+    scale_kernel<Element><<<std::min<unsigned>(blocks_for(count, 256), 65535u * 8u), 256, 0, stream>>>(
+        static_cast<Element*>(tensor.data), factor, count);
+  });
+  RINGLAB_CUDA_CHECK(cudaGetLastError());
 }
 
 void require_supported(DType dtype, std::int64_t head_dim, std::int64_t heads, bool per_head_dilation) {
@@ -405,6 +431,8 @@ void attention_forward(const AttentionConfig& config, ConstDeviceTensor q, Const
     block_attention_forward(q, all, k, v, all, masks[j], scale, partial_out, partial_lse, stream);
     lse_merge(out, lse, partial_out, partial_lse, stream);
   }
+  const auto factor = static_cast<float>(output_scale(config));
+  if (factor != 1.0f) scale_in_place(out, factor, stream);  // group_mean: O = O'/k, LSE unchanged
 }
 
 void attention_backward(const AttentionConfig& config, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v,
@@ -417,9 +445,16 @@ void attention_backward(const AttentionConfig& config, ConstDeviceTensor q, Cons
   for (const DeviceTensor* gradient : {&dq, &dk, &dv})
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(gradient->data, 0, static_cast<std::size_t>(gradient->size()) * 4, stream));
   output_gradient_dot(dout, out, delta, stream);
+  // group_mean (O = c·O'): the kernels' gradients are linear in (dO, δ), so run them with dO and δ/c, then
+  // multiply by c (output_scale).
+  const auto factor = static_cast<float>(output_scale(config));
+  const DeviceTensor delta_view{delta, DType::f32, dout.batch, dout.rows, dout.heads, 1};
+  if (factor != 1.0f) scale_in_place(delta_view, 1.0f / factor, stream);
   for (const HeadMasks& mask : head_mask_sets(config))
     block_attention_backward(q, all, k, v, all, mask, static_cast<float>(config.tau()), dout, lse, delta, dq, dk, dv,
                              stream);
+  if (factor != 1.0f)
+    for (const DeviceTensor* gradient : {&dq, &dk, &dv}) scale_in_place(*gradient, factor, stream);
 }
 
 }  // namespace ringlab::gpu

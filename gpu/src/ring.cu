@@ -57,7 +57,8 @@ RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, const
     throw ConfigError("kv_seq/q_start", std::to_string(config.kv_seq) + "/" + std::to_string(config.q_start),
                       where + " needs self-attention: kv_seq = seq, q_start = 0");
   schedule = make_ring_schedule(config, ScheduleOptions{static_cast<i64>(size_of(dtype))});
-  masks = head_mask_sets(config);  // LongNet: one set per pattern; throws ConfigError for group_mean
+  masks = head_mask_sets(config);  // LongNet: one set per pattern
+  output_factor = static_cast<float>(output_scale(config));
   require_supported(dtype, config.head_dim, config.heads, config.dilated());  // before any buffer exists
   scale = static_cast<float>(config.tau());
   for (int p = 0; p < schedule.ring_size; ++p) {
@@ -316,9 +317,10 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
     }
     arrived = next_arrived;
   }
-  for (RingRank* r : ranks) {  // O in the input dtype
-    convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), DeviceTensor{r->out.data(), dtype, B, r->rows, H, D},
-            r->stream);
+  for (RingRank* r : ranks) {  // O in the input dtype (times 1/k under group_mean; the LSE stays)
+    const DeviceTensor out{r->out.data(), dtype, B, r->rows, H, D};
+    convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), out, r->stream);
+    if (problem.output_factor != 1.0f) scale_in_place(out, problem.output_factor, r->stream);
     r->step_done.push_back(r->events.record(r->stream));
   }
 }
@@ -336,6 +338,10 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   for (RingRank* r : ranks) {
     output_gradient_dot(ConstDeviceTensor(r->dout.data(), dtype, B, r->rows, H, D),
                         ConstDeviceTensor(r->out.data(), dtype, B, r->rows, H, D), r->delta.as<float>(), r->stream);
+    // group_mean (O = c·O'): run the kernels with dO and δ/c, multiply the gradients by c at the end.
+    if (problem.output_factor != 1.0f)
+      scale_in_place(DeviceTensor{r->delta.data(), DType::f32, B, r->rows, H, 1}, 1.0f / problem.output_factor,
+                     r->stream);
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));  // dQ from here on
     // Step 0 computes the home chunk's dK/dV straight into accumulator 0.
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dk[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
@@ -399,8 +405,16 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
     }
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) {
-    wait_for(*ranks[i], grads_arrived[i]);  // the own chunk's dK/dV have come home
-    ranks[i]->step_done.push_back(ranks[i]->events.record(ranks[i]->stream));
+    RingRank& r = *ranks[i];
+    wait_for(r, grads_arrived[i]);  // the own chunk's dK/dV have come home
+    if (problem.output_factor != 1.0f) {
+      scale_in_place(DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D}, problem.output_factor, r.stream);
+      scale_in_place(DeviceTensor{r.dk[r.home_index].data(), DType::f32, B, r.rows, Hkv, D}, problem.output_factor,
+                     r.stream);
+      scale_in_place(DeviceTensor{r.dv[r.home_index].data(), DType::f32, B, r.rows, Hkv, D}, problem.output_factor,
+                     r.stream);
+    }
+    r.step_done.push_back(r.events.record(r.stream));
   }
 }
 

@@ -38,8 +38,9 @@ struct RingProblem {
   DType dtype = DType::bf16;
   RingSchedule schedule;
   std::vector<HeadMasks> masks;  // head_mask_sets(config): one kernel call per set and step, ⊕-merged
-  float scale = 1.0f;  // τ
-  i64 max_rows = 0;    // the largest chunk: the rotation buffers' size
+  float scale = 1.0f;          // τ
+  float output_factor = 1.0f;  // gpu::output_scale(config): 1/k under combine group_mean
+  i64 max_rows = 0;            // the largest chunk: the rotation buffers' size
 
   // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
   RingProblem(const AttentionConfig& config, DType dtype, const char* who);

@@ -54,9 +54,15 @@ struct HeadMasks {
 
 // The kernel masks of a whole config, one HeadMasks per pattern index j: head h's j-th mask of
 // plan_heads(config) (reference/include/ringlab/dilation.hpp). Attention under the config is the ⊕ (LSE merge)
-// of block attention under each — for combine lse and group_sum; group_mean scales each head's output and is
-// rejected (ConfigError), as are plans whose heads run different numbers of patterns. Without dilation: one.
+// of block attention under each, times output_scale(config). Plans whose heads run different numbers of
+// patterns are rejected (ConfigError). Without dilation: one set.
 std::vector<HeadMasks> head_mask_sets(const AttentionConfig& config);
+
+// The factor every head's output is multiplied by (plan_heads' output_scale: 1/k for combine group_mean with
+// k patterns, else 1). The LSE is not shifted (docs/semantics.md §8.2). With a factor c ≠ 1 the gradients of
+// O = c·O' follow from the kernels' linearity in (dO, δ): run them with the caller's dO and δ/c
+// (δ = rowsum(dO ∘ O)), then multiply dQ, dK, dV by c. A plan whose heads differ is a ConfigError.
+double output_scale(const AttentionConfig& config);
 
 // Attention under a whole (self-attention) config on one GPU — the counterpart of reference::attention_forward /
 // attention_backward: positions 0..N−1 on both sides, every mask set of head_mask_sets(config), ⊕-merged.
@@ -91,8 +97,8 @@ void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* d
 // Accumulates (+=) dQ [B, n, H, D], dK, dV [B, m, Hkv, D], all fp32, for one block pair:
 //   P = exp(τ·Q·Kᵀ − LSE) (0 where masked or LSE = −∞),  dS = P ∘ (dO·Vᵀ − δ)
 //   dV += Pᵀ·dO,  dK += τ·dSᵀ·Q,  dQ += τ·dS·K
-// lse and delta are the global values of these queries ([B, H, n]). dout is scaled by any output factor
-// already (dilation group_mean). dQ is accumulated with fp32 atomics, so its last bits may vary run to run.
+// lse and delta are the global values of these queries ([B, H, n]); an output factor (group_mean) is the
+// caller's to apply (output_scale). dQ is accumulated with fp32 atomics, so its last bits may vary run to run.
 void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                               ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                               float scale, ConstDeviceTensor dout, const float* lse, const float* delta,
@@ -100,6 +106,9 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
 
 // Element-wise dtype conversion between two tensors of the same shape (e.g. fp32 dQ → bf16).
 void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream = nullptr);
+
+// tensor ← factor · tensor, element-wise, in place (any dtype; the shape only gives the element count).
+void scale_in_place(DeviceTensor tensor, float factor, Stream stream = nullptr);
 
 // Throws the ConfigError the kernels would throw for this dtype, head_dim and head count (with per-head
 // dilation at most 128 heads), so that callers (the rings) can refuse before allocating anything.

@@ -20,8 +20,9 @@
 // step partial dK/dV of the held chunk, added into the chunk's accumulator received from the previous device
 // and sent on (after the last step, home to the owner); K/V for step s + 1 are prefetched during step s.
 //
-// Dilation (LongNet) runs one kernel call per pattern (gpu::head_mask_sets). Not supported (ConfigError before
-// anything is allocated): combine group_mean, q_replicated, cross-attention (kv_seq ≠ seq or q_start ≠ 0),
+// Dilation (LongNet) runs one kernel call per pattern (gpu::head_mask_sets); combine group_mean multiplies
+// the final O by 1/k, and the backward runs with δ·k and multiplies the gradients by 1/k (gpu::output_scale).
+// Not supported (ConfigError before anything is allocated): q_replicated, cross-attention (kv_seq ≠ seq or q_start ≠ 0),
 // head dims and dtypes the kernels lack (bf16/fp16: 64, 128; fp32 on the teaching kernels for checking).
 #pragma once
 
