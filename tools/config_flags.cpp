@@ -110,7 +110,7 @@ bool ConfigFlags::any_given() const {
   return std::any_of(options_.begin(), options_.end(), [](const CLI::Option* option) { return option->count() > 0; });
 }
 
-AttentionConfig ConfigFlags::config() const {
+AttentionConfig ConfigFlags::config(bool validate) const {
   AttentionConfig config = defaults_;
   config.batch = batch_;
   config.seq = seq_;
@@ -132,7 +132,7 @@ AttentionConfig ConfigFlags::config() const {
   if (given("--offset-rule")) config.offset_rule = parse_offset_rule(offset_rule_, "--offset-rule");
   if (given("--combine")) config.combine = parse_combine(combine_, "--combine");
   if (given("--segments")) config.segments = parse_segment_mode(segments_, "--segments");
-  config.validate();
+  if (validate) config.validate();
   return config;
 }
 

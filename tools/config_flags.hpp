@@ -22,8 +22,9 @@ class ConfigFlags {
   ConfigFlags& operator=(const ConfigFlags&) = delete;
 
   // After parsing: the config the flags describe, with --preset applied before the explicit --offset-rule,
-  // --combine and --segments, and validated. Throws ConfigError naming the offending flag.
-  AttentionConfig config() const;
+  // --combine and --segments, and validated (unless `validate` is false: a caller that sets fields such as
+  // the sequence length itself validates the result). Throws ConfigError naming the offending flag.
+  AttentionConfig config(bool validate = true) const;
   // Whether any config flag appeared on the command line.
   bool any_given() const;
 

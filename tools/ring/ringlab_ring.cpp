@@ -40,6 +40,7 @@
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/nccl_ring.hpp"
 #include "ringlab/random.hpp"
+#include "ringlab/schedule.hpp"
 #include "ringlab/sim/hardware.hpp"
 #include "ringlab/sim/simulation.hpp"
 
@@ -304,7 +305,10 @@ double used_device_bytes() {
 BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const Options& options) {
   BenchRow row;
   const int P = comm.size();
-  const double flops = 4.0 * c.batch * c.heads * static_cast<double>(c.seq) * c.seq * c.head_dim * (c.causal ? 0.5 : 1.0);
+  // 4·D FLOPs per unmasked score entry (the schedule's pairs, over heads and patterns): 4·N²·D·H unmasked,
+  // about half of that causal, only the selected pairs under dilation.
+  const double flops = 4.0 * c.batch * c.head_dim *
+                       static_cast<double>(make_ring_schedule(c, ScheduleOptions{}).total_pairs());
   const WholeInputs in(c, options.dtype, options.seed);
   {
     // The single-GPU kernel on the whole problem (every rank measures it on its own GPU at the same time).
@@ -369,8 +373,8 @@ void print_bench_header(const Options& options, int P) {
              P, options.dtype_name, gpu::describe_device(0),
              options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default", options.transfer_priority,
              preset_for_device(options.device_preset));
-  fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·N²·D·H per forward\n"
-             "#   (half when causal), 2.5× for backward; eff = (single-GPU kernel on all N) / P / ring time;\n"
+  fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·D per unmasked\n"
+             "#   score entry per forward (4·N²·D·H unmasked, about half causal, the selected pairs under dilation), 2.5× for backward; eff = (single-GPU kernel on all N) / P / ring time;\n"
              "#   exposed = (ring − ring without transfers) / P per step; link = K+V bytes per hop × (P−1) / time of\n"
              "#   the forward's transfers alone; mem = the ring's buffers on rank 0 beside the simulator's ledger peak\n"
              "#   (fwd+bwd, same dtype) and the GPU memory the ring added (cudaMemGetInfo); pred = the simulator's\n"
@@ -463,7 +467,9 @@ int main(int argc, char** argv) {
   std::string who = "ringlab-ring";
   try {
     options.dtype = options.dtype_name == "bf16" ? gpu::DType::bf16 : gpu::DType::f16;
-    AttentionConfig config = config_flags.config();
+    // bench takes --seq from the sweep (tokens per GPU × ranks) and validates each point there: the default
+    // --seq need not suit --dilation.
+    AttentionConfig config = config_flags.config(/*validate=*/options.mode != "bench");
     for (const std::string& mask : options.masks)
       if (mask != "full" && mask != "causal") throw ConfigError("--masks", mask, "full or causal");
     for (const std::string& layout : options.layouts) (void)parse_layout(layout, "--layouts");
