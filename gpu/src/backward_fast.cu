@@ -21,6 +21,7 @@
 #include "backward_common.cuh"
 #include "cuda_check.cuh"
 #include "kernels.cuh"
+#include "launch.cuh"
 #include "ptx.cuh"
 #include "tiles.cuh"
 
@@ -289,13 +290,8 @@ template <class Element, int HeadDim>
 void launch_fast_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream) {
   if (hopper_backward_available()) return launch_hopper_backward<Element, HeadDim>(params, rows_k, stream);
   using Traits = BackwardConfig<Element, HeadDim>;
-  const auto kernel = fast_backward<Traits>;
-  RINGLAB_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSharedBytes));
-  const dim3 grid(static_cast<unsigned>((rows_k + Traits::kBlockN - 1) / Traits::kBlockN),
-                  static_cast<unsigned>(params.heads), static_cast<unsigned>(params.batch));
-  kernel<<<grid, Traits::kThreads, Traits::kSharedBytes, stream>>>(params);
-  RINGLAB_CUDA_CHECK(cudaGetLastError());
+  launch_per_tile(fast_backward<Traits>, rows_k, Traits::kBlockN, Traits::kThreads, Traits::kSharedBytes, params,
+                  stream);
 }
 
 template void launch_fast_backward<__nv_bfloat16, 64>(const AttentionParams&, i64, cudaStream_t);

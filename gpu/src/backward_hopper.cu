@@ -32,6 +32,7 @@
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
 #include "kernels.cuh"
+#include "launch.cuh"
 #include "pipeline.cuh"
 #include "ptx.cuh"
 #include "tiles.cuh"
@@ -347,13 +348,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
 template <class Element, int HeadDim>
 void launch_hopper_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream) {
   using Traits = HopperBackwardTraits<Element, HeadDim>;
-  const auto kernel = hopper_backward<Traits>;
-  RINGLAB_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSharedBytes));
-  const dim3 grid(static_cast<unsigned>((rows_k + Traits::kBlockN - 1) / Traits::kBlockN),
-                  static_cast<unsigned>(params.heads), static_cast<unsigned>(params.batch));
-  kernel<<<grid, Traits::kThreads, Traits::kSharedBytes, stream>>>(params);
-  RINGLAB_CUDA_CHECK(cudaGetLastError());
+  launch_per_tile(hopper_backward<Traits>, rows_k, Traits::kBlockN, Traits::kThreads, Traits::kSharedBytes, params,
+                  stream);
 }
 
 template void launch_hopper_backward<__nv_bfloat16, 64>(const AttentionParams&, i64, cudaStream_t);

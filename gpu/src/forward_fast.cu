@@ -20,6 +20,7 @@
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
 #include "kernels.cuh"
+#include "launch.cuh"
 #include "ptx.cuh"
 #include "tiles.cuh"
 
@@ -183,13 +184,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
 //            capping registers at 168 for 3 blocks per SM spilled ~300 bytes and ran 5-10% slower.
 template <class Traits>
 void launch(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
-  const auto kernel = fast_forward<Traits>;
-  RINGLAB_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSharedBytes));
-  const dim3 grid(static_cast<unsigned>((rows_q + Traits::kBlockM - 1) / Traits::kBlockM),
-                  static_cast<unsigned>(params.heads), static_cast<unsigned>(params.batch));
-  kernel<<<grid, Traits::kThreads, Traits::kSharedBytes, stream>>>(params);
-  RINGLAB_CUDA_CHECK(cudaGetLastError());
+  launch_per_tile(fast_forward<Traits>, rows_q, Traits::kBlockM, Traits::kThreads, Traits::kSharedBytes, params, stream);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "element.cuh"
+
 namespace ringlab::gpu::ptx {
 
 __device__ __forceinline__ std::uint32_t shared_address(const void* pointer) {
@@ -80,12 +82,7 @@ __device__ __forceinline__ std::uint32_t pack2(float low, float high) {
 // Value `index` (0: low half) of a pair packed by pack2, back in fp32.
 template <class Element>
 __device__ __forceinline__ float unpack(std::uint32_t pair, int index) {
-  const unsigned short bits = static_cast<unsigned short>(index == 0 ? pair & 0xFFFFu : pair >> 16);
-  if constexpr (std::is_same_v<Element, __nv_bfloat16>) {
-    return __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
-  } else {
-    return __half2float(__ushort_as_half(bits));
-  }
+  return widen(reinterpret_cast<const Element*>(&pair)[index]);
 }
 
 // 2^x with the SFU (relative error ~2^-22); ex2(−∞) = 0.
