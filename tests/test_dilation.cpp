@@ -195,8 +195,20 @@ TEST_CASE("ring + dilated skips the steps where no pattern has a pair and report
   const RingSchedule schedule = make_ring_schedule(c);
   CHECK(schedule.skipped_steps() == 4 * 3);
   for (int p = 0; p < 4; ++p) CHECK(!schedule.at(p, 0).skipped);
-  // Heads 0..4 with r = 2 use offsets 0 and 1: every row is selected by some head, nothing saved.
+  // ... so each device keeps its own chunk: the ring sends nothing.
+  CHECK(schedule.local_only);
+  for (int p = 0; p < 4; ++p)
+    for (int s = 0; s < 4; ++s) CHECK(schedule.at(p, s).forward_bytes_sent + schedule.at(p, s).backward_bytes_sent == 0);
   CHECK(schedule.selected_rows_bytes_saved() == 0);
+  // Segments of 32 span two chunks: step 1 has pairs, chunks travel.
+  c = dilated_config(64, {{32, 2}}, OffsetRule::paper, Combine::lse, SegmentMode::error);
+  c.ring = 4;
+  const RingSchedule spanning = make_ring_schedule(c);
+  CHECK(!spanning.local_only);
+  CHECK(!spanning.at(1, 1).skipped);
+  CHECK(spanning.at(1, 0).forward_bytes_sent == 16 * spanning.kv_bytes_per_row);
+  // Heads 0..4 with r = 2 use offsets 0 and 1: every row is selected by some head, nothing saved.
+  CHECK(spanning.selected_rows_bytes_saved() == 0);
   c.heads = c.kv_heads = 1;  // only offset 0: half the rows are never needed
   const RingSchedule one_head = make_ring_schedule(c);
   CHECK(one_head.at(0, 1).selected_rows == 8);

@@ -73,8 +73,10 @@ Expected expected_for(const AttentionConfig& config, const Inputs& in, DType dty
   return expected;
 }
 
-// One ring: scatter, forward, backward, gather into poisoned whole tensors.
-Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inputs& in, DType dtype) {
+// One ring: scatter, forward, backward, gather into poisoned whole tensors. The gradients come back rounded
+// to the dtype (as the baselines are) unless `as_gathered`.
+Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inputs& in, DType dtype,
+                 gpu::GradientPrecision gradients = gpu::GradientPrecision::input, bool as_gathered = false) {
   config.ring = ring_size;
   config.layout = layout;
   const std::vector<i64> q_shape = in.q.shape, k_shape = in.k.shape;
@@ -83,7 +85,7 @@ Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inp
   DeviceArray dout = to_device(in.dout, dtype);
   DeviceArray out = poisoned(q_shape, dtype), lse = poisoned(lse_shape, DType::f32);
   DeviceArray dq = poisoned(q_shape, DType::f32), dk = poisoned(k_shape, DType::f32), dv = poisoned(k_shape, DType::f32);
-  gpu::VirtualRing ring(config, dtype);
+  gpu::VirtualRing ring(config, dtype, gradients);
   ring.poison();
   ring.load(q.tensor, k.tensor, v.tensor);
   ring.forward();
@@ -96,9 +98,11 @@ Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inp
   result.out = to_host(out.buffer, dtype, q_shape);
   result.lse = to_host(lse.buffer, DType::f32, lse_shape);
   result.lse.shape = {lse_shape[0], lse_shape[1], lse_shape[2]};
-  result.dq = rounded(to_host(dq.buffer, DType::f32, q_shape), dtype);
-  result.dk = rounded(to_host(dk.buffer, DType::f32, k_shape), dtype);
-  result.dv = rounded(to_host(dv.buffer, DType::f32, k_shape), dtype);
+  result.dq = to_host(dq.buffer, DType::f32, q_shape);
+  result.dk = to_host(dk.buffer, DType::f32, k_shape);
+  result.dv = to_host(dv.buffer, DType::f32, k_shape);
+  if (!as_gathered)
+    for (Tensor<double>* t : {&result.dq, &result.dk, &result.dv}) *t = rounded(*t, dtype);
   return result;
 }
 
@@ -247,6 +251,46 @@ TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout
         compare("P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(problem.config),
                 problem.dtype, got, expected);
       }
+  }
+}
+
+TEST_CASE("gpu::VirtualRing returns dK, dV rounded to the dtype before the last hop, or in fp32", "[gpu][ring]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  // H = Hkv: dK, dV are accumulated without atomics, so both precisions add the same fp32 numbers in the same
+  // order and the rounded return must equal the fp32 return rounded. P = 3: the odd ring stages in K/V buffer 1
+  // and brings the gradients home into accumulator 1. The second problem multiplies by 1/k (group_mean).
+  auto causal = shape(1, 1000, 3, 3, 64);
+  causal.causal = true;
+  auto grouped = shape(1, 2048, 5, 5, 128);
+  grouped.causal = true;
+  grouped.dilation = parse_dilation("256:1,512:2,1024:4");
+  grouped.offset_rule = OffsetRule::group;
+  grouped.combine = Combine::group_mean;
+  std::uint64_t seed = 650;
+  for (const auto& [config, dtype] : {std::pair{causal, DType::bf16}, std::pair{grouped, DType::f16}}) {
+    auto raw = testing::random_inputs(config, ++seed);
+    const Inputs in{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
+    const Expected expected = expected_for(config, in, dtype);
+    for (int ring_size : {2, 3}) {
+      const Outputs input = run_ring(config, ring_size, Layout::zigzag, in, dtype, gpu::GradientPrecision::input, true);
+      const Outputs fp32 = run_ring(config, ring_size, Layout::zigzag, in, dtype, gpu::GradientPrecision::fp32, true);
+      const std::string name = "P=" + std::to_string(ring_size) + " zigzag " + label(config);
+      compare(name + " (dK, dV in the dtype)", dtype, input, expected);
+      Outputs fp32_rounded = fp32;
+      for (Tensor<double>* t : {&fp32_rounded.dq, &fp32_rounded.dk, &fp32_rounded.dv}) *t = rounded(*t, dtype);
+      compare(name + " (dK, dV in fp32)", dtype, fp32_rounded, expected);
+      i64 unrepresentable = 0, mismatched = 0;
+      for (std::size_t i = 0; i < fp32.dk.data.size(); ++i) {
+        const auto k32 = static_cast<float>(fp32.dk.data[i]), v32 = static_cast<float>(fp32.dv.data[i]);
+        unrepresentable += (gpu::round_to(dtype, k32) != k32) + (gpu::round_to(dtype, v32) != v32);
+        mismatched += (static_cast<float>(input.dk.data[i]) != gpu::round_to(dtype, k32)) +
+                      (static_cast<float>(input.dv.data[i]) != gpu::round_to(dtype, v32));
+      }
+      INFO(name << ": fp32 values not representable in " << gpu::to_string(dtype) << ": " << unrepresentable
+                << "; rounded return ≠ round(fp32 return): " << mismatched);
+      CHECK(unrepresentable > static_cast<i64>(fp32.dk.data.size()));  // most of 2 × size: really fp32
+      CHECK(mismatched == 0);
+    }
   }
 }
 

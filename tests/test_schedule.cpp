@@ -137,8 +137,16 @@ TEST_CASE("schedule steps: owners, bytes, heads and batch", "[schedule]") {
       CHECK(step.forward_bytes_sent == (s < 2 ? step.kv_rows * schedule.kv_bytes_per_row : 0));
       // dK, dV travel as fp32 accumulators (gradient_bytes_per_element = 4 by default).
       CHECK(schedule.gradient_bytes_per_row == 2 * 2 * 3 * 16 * 4);
+      // The final hop home carries the finished dK, dV in the K/V's dtype (returned_gradient_bytes_per_element 0).
+      CHECK(schedule.returned_gradient_bytes_per_row == 2 * 2 * 3 * 16 * 2);
       CHECK(step.backward_bytes_sent == step.kv_rows * (s < 2 ? schedule.kv_bytes_per_row + schedule.gradient_bytes_per_row
-                                                              : schedule.gradient_bytes_per_row));
+                                                              : schedule.returned_gradient_bytes_per_row));
     }
   CHECK(schedule.total_pairs() == 6 * 100 * 100);
+
+  ScheduleOptions fp32_returned{2};
+  fp32_returned.returned_gradient_bytes_per_element = 4;  // gradients returned unrounded
+  const auto unrounded = make_ring_schedule(c, fp32_returned);
+  CHECK(unrounded.returned_gradient_bytes_per_row == unrounded.gradient_bytes_per_row);
+  CHECK(unrounded.at(1, 2).backward_bytes_sent == unrounded.at(1, 2).kv_rows * unrounded.gradient_bytes_per_row);
 }

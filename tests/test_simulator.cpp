@@ -158,6 +158,36 @@ TEST_CASE("compute mode equals single-device attention, forward and backward", "
   }
 }
 
+TEST_CASE("a ring whose chunks hold whole LongNet segments sends nothing and equals attention", "[simulator]") {
+  // 128 tokens on 4 devices: contiguous chunks of 32 hold whole segments of 16 and 32, so every step after 0
+  // is skipped everywhere (RingSchedule::local_only) and no K/V or dK/dV moves.
+  SimulationOptions options = small_options();
+  options.pass = Pass::both;
+  options.config.seq = options.config.kv_seq = 128;
+  options.config.layout = Layout::contiguous;
+  options.config.dilation = {{16, 1}, {32, 2}};
+  REQUIRE(make_ring_schedule(options.config).local_only);
+  for (const bool overlap : {true, false}) {
+    options.overlap = overlap;
+    const Report report = run(options);
+    INFO("overlap " << overlap << " error " << *report.max_abs_error_vs_dense);
+    CHECK(*report.max_abs_error_vs_dense <= 1e-12);
+    for (const DeviceReport& device : report.devices) {
+      CHECK(device.bytes_sent == 0);
+      CHECK(device.exposed_comm_ns == 0);
+    }
+  }
+  options.faults = {parse_fault("drop@1:0")};  // nothing to drop
+  try {
+    Simulation refused(options);
+    FAIL("a message fault on a ring that sends nothing was accepted");
+  } catch (const ConfigError& error) {
+    CHECK(std::string(error.what()).find("sends no messages") != std::string::npos);
+  }
+  options.faults = {parse_fault("kill@1:1")};  // still noticed: the others finish, device 1 never does
+  CHECK_THROWS_AS(run(options), FaultDetected);
+}
+
 TEST_CASE("the trace is valid trace-event JSON: nested slices, paired flows, counters, names", "[simulator][trace]") {
   SimulationOptions options = small_options();
   options.pass = Pass::both;

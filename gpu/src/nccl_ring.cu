@@ -376,9 +376,9 @@ struct NcclRing::Impl {
   int inject_step = -1;
   void (*inject_action)() = nullptr;
 
-  Impl(const AttentionConfig& config, DType dtype, NcclCommunicator& comm_)
+  Impl(const AttentionConfig& config, DType dtype, GradientPrecision gradients, NcclCommunicator& comm_)
       : comm(comm_),
-        problem(config, dtype, "gpu::NcclRing"),
+        problem(config, dtype, gradients, "gpu::NcclRing"),
         board(comm_.options().progress_dir, comm_.rank(), comm_.size()) {
     if (problem.schedule.ring_size != comm.size())
       throw ConfigError("ring", std::to_string(problem.schedule.ring_size),
@@ -491,8 +491,8 @@ struct NcclRing::Impl {
   }
 };
 
-NcclRing::NcclRing(const AttentionConfig& config, DType dtype, NcclCommunicator& comm)
-    : impl_(std::make_unique<Impl>(config, dtype, comm)) {}
+NcclRing::NcclRing(const AttentionConfig& config, DType dtype, NcclCommunicator& comm, GradientPrecision gradients)
+    : impl_(std::make_unique<Impl>(config, dtype, gradients, comm)) {}
 NcclRing::~NcclRing() = default;
 int NcclRing::rank() const { return impl_->comm.rank(); }
 const PositionSet& NcclRing::positions() const { return impl_->rank->positions; }
@@ -557,14 +557,8 @@ ConstDeviceTensor NcclRing::dq() const {
   const auto& c = impl_->problem.config;
   return {impl_->rank->acc_dq.data(), DType::f32, c.batch, impl_->rank->rows, c.heads, c.head_dim};
 }
-ConstDeviceTensor NcclRing::dk() const {
-  const auto& c = impl_->problem.config;
-  return {impl_->rank->dk[impl_->rank->home_index].data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
-}
-ConstDeviceTensor NcclRing::dv() const {
-  const auto& c = impl_->problem.config;
-  return {impl_->rank->dv[impl_->rank->home_index].data(), DType::f32, c.batch, impl_->rank->rows, c.kv_heads, c.head_dim};
-}
+ConstDeviceTensor NcclRing::dk() const { return impl_->rank->home_gradient(impl_->problem, false); }
+ConstDeviceTensor NcclRing::dv() const { return impl_->rank->home_gradient(impl_->problem, true); }
 void NcclRing::gather_output(DeviceTensor out, float* lse) {
   impl_->rank->gather_output(impl_->problem, out, lse, impl_->rank->stream);
   RINGLAB_CUDA_CHECK(cudaStreamSynchronize(impl_->rank->stream));
@@ -578,13 +572,14 @@ bool nccl_ring_available() { return true; }
 
 // ---- run_nccl_ring: a thread per local GPU, host tensors in and out (tests) -------------------------------
 
-NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, const NcclRingInputs& inputs) {
+NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, const NcclRingInputs& inputs,
+                              GradientPrecision gradients) {
   AttentionConfig config = config_in;
   config.validate();
   const int ring = config.ring;
   if (ring > device_count())
     throw ConfigError("ring", std::to_string(ring), "at most the " + std::to_string(device_count()) + " local GPUs");
-  detail::RingProblem check(config, dtype, "gpu::NcclRing");  // unsupported configs fail here, before NCCL
+  detail::RingProblem check(config, dtype, gradients, "gpu::NcclRing");  // unsupported configs fail here, before NCCL
   const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
   const auto es = size_of(dtype);
   NcclRingOutputs result;
@@ -600,7 +595,7 @@ NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, con
     threads.emplace_back([&, r] {
       try {
         RINGLAB_CUDA_CHECK(cudaSetDevice(r));
-        NcclRing rank(config, dtype, comms[r]);
+        NcclRing rank(config, dtype, comms[r], gradients);
         DeviceBuffer q(B * N * H * D * es), k(B * N * Hkv * D * es), v(B * N * Hkv * D * es), dout(B * N * H * D * es);
         q.upload(inputs.q, q.bytes());
         k.upload(inputs.k, k.bytes());
@@ -675,7 +670,7 @@ const NcclOptions& NcclCommunicator::options() const { no_nccl(); }
 void NcclCommunicator::abort() {}
 void NcclCommunicator::request_abort() {}
 struct NcclRing::Impl {};
-NcclRing::NcclRing(const AttentionConfig&, DType, NcclCommunicator&) { no_nccl(); }
+NcclRing::NcclRing(const AttentionConfig&, DType, NcclCommunicator&, GradientPrecision) { no_nccl(); }
 NcclRing::~NcclRing() = default;
 int NcclRing::rank() const { no_nccl(); }
 const PositionSet& NcclRing::positions() const { no_nccl(); }
@@ -696,7 +691,7 @@ void NcclRing::gather_gradients(DeviceTensor, DeviceTensor, DeviceTensor) { no_n
 std::size_t NcclRing::bytes_per_device() const { no_nccl(); }
 void NcclRing::poison() { no_nccl(); }
 void NcclRing::inject_before_step(int, void (*)()) { no_nccl(); }
-NcclRingOutputs run_nccl_ring(const AttentionConfig&, DType, const NcclRingInputs&) { no_nccl(); }
+NcclRingOutputs run_nccl_ring(const AttentionConfig&, DType, const NcclRingInputs&, GradientPrecision) { no_nccl(); }
 
 }  // namespace ringlab::gpu
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cuda_check.cuh"
+#include "element.cuh"
 #include "ring_driver.cuh"
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
@@ -44,19 +45,45 @@ void add(float* into, const float* values, i64 count, cudaStream_t stream) {
   RINGLAB_CUDA_CHECK(cudaGetLastError());
 }
 
+// out = round((total + partial) · factor) in Element: the held chunk's finished dK or dV, ready for the hop
+// home (partial: the last step's share not yet added, or null).
+template <class Element>
+__global__ void finish_gradient_kernel(Element* __restrict__ out, const float* __restrict__ total,
+                                       const float* __restrict__ partial, i64 count, float factor) {
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<i64>(gridDim.x) * blockDim.x)
+    out[i] = narrow<Element>((total[i] + (partial ? partial[i] : 0.0f)) * factor);
+}
+
+void finish_gradient(DType dtype, void* out, const float* total, const float* partial, i64 count, float factor,
+                     cudaStream_t stream) {
+  if (count <= 0) return;
+  const int blocks = static_cast<int>(std::min<i64>((count + 255) / 256, 4096));
+  if (dtype == DType::bf16)
+    finish_gradient_kernel<<<blocks, 256, 0, stream>>>(static_cast<__nv_bfloat16*>(out), total, partial, count, factor);
+  else if (dtype == DType::f16)
+    finish_gradient_kernel<<<blocks, 256, 0, stream>>>(static_cast<__half*>(out), total, partial, count, factor);
+  else
+    throw Error("internal error: finish_gradient for " + to_string(dtype));
+  RINGLAB_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace
 
 // ---- RingProblem, EventPool, RingRank ---------------------------------------------------------------------
 
-RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, const char* who)
-    : config(config_in), dtype(dtype_in) {
+RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, GradientPrecision gradients,
+                         const char* who)
+    : config(config_in), dtype(dtype_in), gradient_dtype(gradients == GradientPrecision::input ? dtype_in : DType::f32) {
   config.validate();
   const std::string where = std::string("the GPU ring (") + who + ")";
   if (config.q_replicated) throw ConfigError("q_replicated", "true", where + " shards queries (q_replicated = false)");
   if (config.kv_seq != config.seq || config.q_start != 0)
     throw ConfigError("kv_seq/q_start", std::to_string(config.kv_seq) + "/" + std::to_string(config.q_start),
                       where + " needs self-attention: kv_seq = seq, q_start = 0");
-  schedule = make_ring_schedule(config, ScheduleOptions{static_cast<i64>(size_of(dtype))});
+  ScheduleOptions schedule_options{static_cast<i64>(size_of(dtype))};
+  schedule_options.returned_gradient_bytes_per_element = static_cast<i64>(size_of(gradient_dtype));
+  schedule = make_ring_schedule(config, schedule_options);
   masks = head_mask_sets(config);  // LongNet: one set per pattern
   output_factor = static_cast<float>(output_scale(config));
   require_supported(dtype, config.head_dim, config.heads, config.dilated());  // before any buffer exists
@@ -116,7 +143,10 @@ RingRank::RingRank(const RingProblem& problem, int rank_) : rank(rank_) {
     dk_step = DeviceBuffer(bytes(B * m * Hkv * D * 4));
     dv_step = DeviceBuffer(bytes(B * m * Hkv * D * 4));
   }
-  home_index = problem.schedule.ring_size % 2;
+  // Where the own chunk's dK/dV end up: the last hop's receive buffer, or, when nothing travels (local_only),
+  // the step-0 accumulator 0 — or accumulator 1, which the rounded total is written into.
+  if (!problem.schedule.local_only) home_index = problem.schedule.ring_size % 2;
+  else home_index = problem.gradient_dtype != DType::f32 ? 1 : 0;
   RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
 }
 
@@ -212,16 +242,31 @@ void RingRank::gather_output(const RingProblem& problem, DeviceTensor out_whole,
   }
 }
 
+ConstDeviceTensor RingRank::home_gradient(const RingProblem& problem, bool value_side) const {
+  const AttentionConfig& c = problem.config;
+  const DeviceBuffer& home = value_side ? dv[home_index] : dk[home_index];
+  return {home.data(), problem.gradient_dtype, c.batch, rows, c.kv_heads, c.head_dim};
+}
+
 void RingRank::gather_gradients(const RingProblem& problem, DeviceTensor dq_whole, DeviceTensor dk_whole,
-                                DeviceTensor dv_whole, cudaStream_t on) const {
+                                DeviceTensor dv_whole, cudaStream_t on) {
   const AttentionConfig& c = problem.config;
   require(dq_whole, DType::f32, c, c.heads, "gather_gradients: dq");
   require(dk_whole, DType::f32, c, c.kv_heads, "gather_gradients: dk");
   require(dv_whole, DType::f32, c, c.kv_heads, "gather_gradients: dv");
   const i64 B = c.batch, N = c.seq, D = c.head_dim;
   copy_rows(positions, B, N, c.heads * D * 4, acc_dq.data(), dq_whole.data, false, on);
-  copy_rows(positions, B, N, c.kv_heads * D * 4, dk[home_index].data(), dk_whole.data, false, on);
-  copy_rows(positions, B, N, c.kv_heads * D * 4, dv[home_index].data(), dv_whole.data, false, on);
+  const DeviceBuffer* dk_fp32 = &dk[home_index];
+  const DeviceBuffer* dv_fp32 = &dv[home_index];
+  if (problem.gradient_dtype != DType::f32) {  // widen into the free accumulators (only read again by backward)
+    const int spare = 1 - home_index;
+    convert(home_gradient(problem, false), DeviceTensor{dk[spare].data(), DType::f32, B, rows, c.kv_heads, D}, on);
+    convert(home_gradient(problem, true), DeviceTensor{dv[spare].data(), DType::f32, B, rows, c.kv_heads, D}, on);
+    dk_fp32 = &dk[spare];
+    dv_fp32 = &dv[spare];
+  }
+  copy_rows(positions, B, N, c.kv_heads * D * 4, dk_fp32->data(), dk_whole.data, false, on);
+  copy_rows(positions, B, N, c.kv_heads * D * 4, dv_fp32->data(), dv_whole.data, false, on);
 }
 
 // ---- the driver -------------------------------------------------------------------------------------------
@@ -287,7 +332,8 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
     if (options.before_step) options.before_step(s);
     // Step s + 1's chunk travels during step s; ready = this rank finished step s − 1, the last reader of
     // buffer (s + 1) mod 2 (and, at s = 0, the initialisation above).
-    if (s + 1 < P) post_kv_round(problem, ranks, transport, s, ready, next_arrived, options.transfer);
+    if (s + 1 < P && !problem.schedule.local_only)
+      post_kv_round(problem, ranks, transport, s, ready, next_arrived, options.transfer);
     for (std::size_t i = 0; i < ranks.size(); ++i) {
       RingRank& r = *ranks[i];
       wait_for(r, arrived[i]);
@@ -332,6 +378,13 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
   const DType dtype = problem.dtype;
   const i64 grad_row_bytes = B * Hkv * D * 4;
+  // GradientPrecision::input: the final hop home moves the finished dK/dV rounded to the dtype.
+  const bool rounded_return = problem.gradient_dtype != DType::f32;
+  // local_only: every step after 0 is skipped everywhere, nothing travels; the own chunk's dK/dV are complete
+  // after step 0 (rounded, when asked, into accumulator 1: home_index).
+  const bool local = problem.schedule.local_only;
+  const int complete_after = local ? 0 : P - 1;
+  const i64 returned_row_bytes = B * Hkv * D * static_cast<i64>(size_of(problem.gradient_dtype));
   begin(ranks, transport, start, options.continues);
   std::vector<cudaEvent_t> ready(ranks.size()), kv_arrived(ranks.size(), nullptr),
       next_kv_arrived(ranks.size(), nullptr), grads_arrived(ranks.size(), nullptr);
@@ -351,7 +404,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   for (int s = 0; s < P; ++s) {
     if (options.before_step) options.before_step(s);
     // K/V of step s + 1 travel during step s (buffer (s + 1) mod 2 was last read at step s − 1).
-    if (s + 1 < P) post_kv_round(problem, ranks, transport, s, ready, next_kv_arrived, options.transfer);
+    if (s + 1 < P && !local) post_kv_round(problem, ranks, transport, s, ready, next_kv_arrived, options.transfer);
     for (std::size_t i = 0; i < ranks.size(); ++i) {
       RingRank& r = *ranks[i];
       wait_for(r, kv_arrived[i]);
@@ -379,7 +432,18 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
               DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
-      if (compute && s > 0) {
+      if (s == complete_after && rounded_return && options.compute) {
+        // The chunk's total is complete: add the last share, apply 1/k and round, into the free K/V buffer
+        // (local: straight into home accumulator 1).
+        const float* k_share = compute && s > 0 ? dk_into : nullptr;
+        const float* v_share = compute && s > 0 ? dv_into : nullptr;
+        void* k_rounded = local ? r.dk[1].data() : r.k[P % 2].data();
+        void* v_rounded = local ? r.dv[1].data() : r.v[P % 2].data();
+        finish_gradient(problem.gradient_dtype, k_rounded, r.dk[s % 2].as<float>(), k_share, grad_count,
+                        problem.output_factor, r.stream);
+        finish_gradient(problem.gradient_dtype, v_rounded, r.dv[s % 2].as<float>(), v_share, grad_count,
+                        problem.output_factor, r.stream);
+      } else if (compute && s > 0) {
         add(r.dk[s % 2].as<float>(), dk_into, grad_count, r.stream);
         add(r.dv[s % 2].as<float>(), dv_into, grad_count, r.stream);
       }
@@ -389,15 +453,19 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
     kv_arrived = next_kv_arrived;
     // The accumulators go on to rank p + 1 (into its dk[(s + 1) mod 2], which it adds to after step s + 1's
     // kernels); after the last step, home to the owner (dk[P mod 2]). The hop runs during step s + 1.
-    if (options.transfer) {
+    if (options.transfer && !local) {
       for (std::size_t i = 0; i < ranks.size(); ++i) {
         RingRank& r = *ranks[i];
         const bool last = s + 1 == P;
-        const auto send_bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s).kv_rows * grad_row_bytes);
+        const i64 row_bytes = last ? returned_row_bytes : grad_row_bytes;
+        const auto send_bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s).kv_rows * row_bytes);
         const auto recv_bytes = static_cast<std::size_t>(
-            (last ? r.rows : problem.schedule.at(r.rank, s + 1).kv_rows) * grad_row_bytes);
-        const Hop hops[2] = {{r.dk[s % 2].data(), send_bytes, r.dk[(s + 1) % 2].data(), recv_bytes},
-                             {r.dv[s % 2].data(), send_bytes, r.dv[(s + 1) % 2].data(), recv_bytes}};
+            (last ? r.rows : problem.schedule.at(r.rank, s + 1).kv_rows) * row_bytes);
+        const bool from_staging = last && rounded_return;  // the rounded total in the free K/V buffer
+        const void* dk_send = from_staging ? r.k[P % 2].data() : r.dk[s % 2].data();
+        const void* dv_send = from_staging ? r.v[P % 2].data() : r.dv[s % 2].data();
+        const Hop hops[2] = {{dk_send, send_bytes, r.dk[(s + 1) % 2].data(), recv_bytes},
+                             {dv_send, send_bytes, r.dv[(s + 1) % 2].data(), recv_bytes}};
         transport.post(r.rank, hops, ready[i]);
       }
       transport.flush();
@@ -409,6 +477,8 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
     wait_for(r, grads_arrived[i]);  // the own chunk's dK/dV have come home
     if (problem.output_factor != 1.0f) {
       scale_in_place(DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D}, problem.output_factor, r.stream);
+    }
+    if (problem.output_factor != 1.0f && !rounded_return) {  // (rounded: finish_gradient applied it)
       scale_in_place(DeviceTensor{r.dk[r.home_index].data(), DType::f32, B, r.rows, Hkv, D}, problem.output_factor,
                      r.stream);
       scale_in_place(DeviceTensor{r.dv[r.home_index].data(), DType::f32, B, r.rows, Hkv, D}, problem.output_factor,
@@ -480,8 +550,8 @@ Event CopyTransport::arrived(int) { return last_; }
 
 // ---- VirtualRing ------------------------------------------------------------------------------------------
 
-VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype)
-    : problem_(std::make_unique<detail::RingProblem>(config, dtype, "gpu::VirtualRing")) {
+VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients)
+    : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")) {
   for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
   transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
   // A blocking stream: ordered with the legacy default stream, so synchronous uploads/downloads and

@@ -14,7 +14,11 @@
 //   Backward: step s computes the held chunk's partial dK/dV into dk_step (step 0: straight into the
 //   accumulator), then adds it to the chunk's accumulator received from rank p − 1 (its sum over the ranks
 //   that held the chunk before) and sends the sum on to rank p + 1 — after the last step home to the owner.
-//   That hop overlaps step s + 1's kernels; only the add waits for it.
+//   That hop overlaps step s + 1's kernels; only the add waits for it. The hop home follows the last step and
+//   overlaps nothing: under GradientPrecision::input the finished total is rounded to the dtype first (what
+//   the caller's framework would do to it anyway), halving that hop.
+//   A local_only schedule (every step after 0 skipped everywhere: LongNet segments inside the chunks) moves
+//   nothing at all: each rank attends within its own chunk and keeps its dK/dV.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -36,6 +40,7 @@ using i64 = std::int64_t;
 struct RingProblem {
   AttentionConfig config;
   DType dtype = DType::bf16;
+  DType gradient_dtype = DType::f32;  // of the dK/dV that come home: dtype (GradientPrecision::input) or fp32
   RingSchedule schedule;
   std::vector<HeadMasks> masks;  // head_mask_sets(config): one kernel call per set and step, ⊕-merged
   float scale = 1.0f;          // τ
@@ -43,7 +48,7 @@ struct RingProblem {
   i64 max_rows = 0;            // the largest chunk: the rotation buffers' size
 
   // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
-  RingProblem(const AttentionConfig& config, DType dtype, const char* who);
+  RingProblem(const AttentionConfig& config, DType dtype, GradientPrecision gradients, const char* who);
 };
 
 // cudaEvent_t's created on demand and reused pass after pass (reset() at the start of each pass).
@@ -72,7 +77,9 @@ struct RingRank {
   DeviceBuffer acc_dq, out, lse, partial_out, partial_lse;  // partial_*: fp32 rings only (teaching kernels)
   DeviceBuffer dout, delta;
   // fp32 dK/dV. dk/dv[2]: the accumulators that travel with the chunks (received, added to, sent on); the last
-  // hop brings the rank's own chunk's total home into dk/dv[P mod 2] (home_index). dk_step/dv_step (P > 1):
+  // hop brings the rank's own chunk's total home into dk/dv[P mod 2] (home_index), in problem.gradient_dtype
+  // (under GradientPrecision::input the total is rounded into the free K/V buffer k/v[P mod 2] and sent from
+  // there). dk_step/dv_step (P > 1):
   // one step's partial dK/dV of the held chunk, added into the received accumulator (so that the
   // accumulator's hop overlaps the next step's kernels instead of delaying them).
   DeviceBuffer dk[2], dv[2], dk_step, dv_step;
@@ -93,10 +100,13 @@ struct RingRank {
   // Whole [B, N, heads, D] tensors → this rank's rows (strided copies on `on`).
   void load(const RingProblem& problem, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v, cudaStream_t on);
   void load_output_gradient(const RingProblem& problem, ConstDeviceTensor dout, cudaStream_t on);
-  // This rank's rows → whole tensors: O (dtype) and LSE [B, H, N]; dQ, dK, dV fp32.
+  // This rank's rows → whole tensors: O (dtype) and LSE [B, H, N]; dQ, dK, dV fp32 (dK, dV widened from the
+  // dtype under GradientPrecision::input, through the free accumulator dk/dv[1 − home_index]).
   void gather_output(const RingProblem& problem, DeviceTensor out, float* lse, cudaStream_t on) const;
   void gather_gradients(const RingProblem& problem, DeviceTensor dq, DeviceTensor dk, DeviceTensor dv,
-                        cudaStream_t on) const;
+                        cudaStream_t on);
+  // The own chunk's dK, dV after backward: [B, rows, Hkv, D] in problem.gradient_dtype.
+  ConstDeviceTensor home_gradient(const RingProblem& problem, bool value_side) const;
 };
 
 // What a pass does: both (the real thing), or one half, for the benchmark's split of compute and transfer

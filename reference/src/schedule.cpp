@@ -85,6 +85,10 @@ RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOpt
   schedule.kv_bytes_per_row = 2 * config.batch * config.kv_heads * config.head_dim * options.bytes_per_element;
   schedule.gradient_bytes_per_row =
       2 * config.batch * config.kv_heads * config.head_dim * options.gradient_bytes_per_element;
+  schedule.returned_gradient_bytes_per_row =
+      2 * config.batch * config.kv_heads * config.head_dim *
+      (options.returned_gradient_bytes_per_element > 0 ? options.returned_gradient_bytes_per_element
+                                                       : options.bytes_per_element);
   for (int owner = 0; owner < P; ++owner)
     schedule.chunk_positions.push_back(layout_positions(config.layout, config.kv_seq, P, owner));
 
@@ -113,13 +117,14 @@ RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOpt
       ring_step.skipped = ring_step.pairs == 0;
       const std::int64_t chunk_bytes = ring_step.kv_rows * schedule.kv_bytes_per_row;
       const std::int64_t gradient_bytes = ring_step.kv_rows * schedule.gradient_bytes_per_row;
+      const std::int64_t returned_bytes = ring_step.kv_rows * schedule.returned_gradient_bytes_per_row;
       ring_step.forward_bytes_sent = step + 1 < P ? chunk_bytes : 0;
       // Backward sends K, V, dK, dV on every step but the last, where only dK, dV go home to the owner.
       // With replicated queries each owner computes its own dK, dV from all queries: only K, V travel.
       if (config.q_replicated)
         ring_step.backward_bytes_sent = ring_step.forward_bytes_sent;
       else
-        ring_step.backward_bytes_sent = step + 1 < P ? chunk_bytes + gradient_bytes : (P > 1 ? gradient_bytes : 0);
+        ring_step.backward_bytes_sent = step + 1 < P ? chunk_bytes + gradient_bytes : (P > 1 ? returned_bytes : 0);
       ring_step.selected_rows = chunk_selected_rows[ring_step.kv_owner];
       device_schedule.total_pairs = saturating_add(device_schedule.total_pairs, ring_step.pairs);
       device_schedule.skipped_steps += ring_step.skipped ? 1 : 0;
@@ -127,6 +132,13 @@ RingSchedule make_ring_schedule(const AttentionConfig& config, const ScheduleOpt
     }
     schedule.devices.push_back(std::move(device_schedule));
   }
+  schedule.local_only = true;
+  for (const DeviceSchedule& device : schedule.devices)
+    for (const RingStep& step : device.steps)
+      if (step.step > 0 && !step.skipped) schedule.local_only = false;
+  if (schedule.local_only)
+    for (DeviceSchedule& device : schedule.devices)
+      for (RingStep& step : device.steps) step.forward_bytes_sent = step.backward_bytes_sent = 0;
   return schedule;
 }
 

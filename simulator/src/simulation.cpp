@@ -200,11 +200,20 @@ struct Simulation::State {
                           "materialised scores of this size exceed 2^62 bytes; use --scheme flash or ring");
     }
     P = config.ring;
+    ScheduleOptions schedule_options;
+    schedule_options.bytes_per_element = options.bytes_per_element;
+    schedule_options.returned_gradient_bytes_per_element = options.returned_gradient_bytes_per_element;
+    schedule = make_ring_schedule(config, schedule_options);
     for (const Fault& fault : options.faults) {
       if (fault.device < 0 || fault.device >= P)
         throw ConfigError("--inject", to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" +
                                           std::to_string(fault.step),
                           "device must be in [0, " + std::to_string(P - 1) + "]");
+      if (fault.kind != FaultKind::kill && schedule.local_only && P > 1)
+        throw ConfigError("--inject", to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" +
+                                          std::to_string(fault.step),
+                          "a kill: this ring sends no messages (every step after 0 is skipped on every device, so "
+                          "each device keeps its own chunk)");
       const int last_step = fault.kind == FaultKind::kill ? P - 1 : P - 2;
       if (fault.step < 0 || fault.step > last_step)
         throw ConfigError("--inject", to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" +
@@ -215,9 +224,6 @@ struct Simulation::State {
                                                                              : "steps after which a device sends") +
                                               ")");
     }
-    ScheduleOptions schedule_options;
-    schedule_options.bytes_per_element = options.bytes_per_element;
-    schedule = make_ring_schedule(config, schedule_options);
     plans = plan_heads(config);
     network = Network{P, options.devices_per_node, options.device.intra_node_link, options.device.inter_node_link};
     compute_model = ComputeModel{options.device};
@@ -480,7 +486,7 @@ struct Simulation::State {
     push({now + duration, 0, Event::compute_done, p, pass, step, -1});
     busy_until_ns = std::max(busy_until_ns, now + duration);
     // Overlap: the chunk leaves while it is being computed on (in backward only K, V; dK, dV follow later).
-    if (options.overlap && step + 1 < P) post_message(p, step, pass, MessageKind::kv);
+    if (options.overlap && step + 1 < P && !schedule.local_only) post_message(p, step, pass, MessageKind::kv);
   }
 
   // The part of a wait [begin, end) before `step` during which a transfer this device needs, or its own send
@@ -509,8 +515,8 @@ struct Simulation::State {
       sample_memory(p);
     }
     if (options.mode == Mode::compute) compute_tensors(p, step, pass);
-    if (!options.overlap && step + 1 < P) post_message(p, step, pass, MessageKind::kv);
-    const bool gradients_travel = pass == 1 && !config.q_replicated && P > 1;
+    if (!options.overlap && step + 1 < P && !schedule.local_only) post_message(p, step, pass, MessageKind::kv);
+    const bool gradients_travel = gradients_move(pass);
     // Without overlap the dK/dV of the step go on now and the next step waits for the upstream ones; with
     // overlap (the GPU ring's scheme) try_advance adds the arriving accumulator and sends it on.
     if (gradients_travel && !overlapped_gradients()) post_message(p, step, pass, MessageKind::dkv);  // P−1: home
@@ -523,11 +529,11 @@ struct Simulation::State {
   void compute_tensors(int p, int step, int pass) {
     DeviceData& d = data[p];
     ChunkData& chunk = d.held;
+    if (schedule.at(p, step).skipped) return;  // (a local_only ring keeps its own chunk through skipped steps)
     if (chunk.owner != schedule.at(p, step).kv_owner)
       throw Error("internal error: device " + std::to_string(p) + " holds chunk " + std::to_string(chunk.owner) +
                   " at step " + std::to_string(step) + ", the schedule says " +
                   std::to_string(schedule.at(p, step).kv_owner));
-    if (schedule.at(p, step).skipped) return;
     if (pass == 0) {
       chunk_forward(config, plans, d.q, d.q_positions, chunk.k, chunk.v, chunk.positions, d.out, d.lse, options.tiles);
       return;
@@ -558,7 +564,9 @@ struct Simulation::State {
     m.kind = kind;
     m.owner = schedule.at(p, step).kv_owner;
     const i64 rows = options.send_selected_rows ? schedule.at(p, step).selected_rows : schedule.at(p, step).kv_rows;
-    m.bytes = rows * (kind == MessageKind::kv ? schedule.kv_bytes_per_row : schedule.gradient_bytes_per_row);
+    const i64 gradient_row_bytes =
+        step + 1 == P ? schedule.returned_gradient_bytes_per_row : schedule.gradient_bytes_per_row;  // final hop home
+    m.bytes = rows * (kind == MessageKind::kv ? schedule.kv_bytes_per_row : gradient_row_bytes);
     m.sequence = link_sequence[pass][p]++;
     m.token = (static_cast<std::uint64_t>(m.owner) << 32) ^ static_cast<std::uint64_t>(m.sequence * 2654435761ULL);
     if (options.mode == Mode::compute) {
@@ -725,9 +733,11 @@ struct Simulation::State {
   // Backward with overlap on and travelling dK/dV (the GPU ring's scheme, gpu/src/ring_driver.cuh): a step
   // computes a partial dK/dV of the held chunk; after it, the chunk's accumulator from upstream is added and
   // the sum goes on while the next step computes. The next step waits for that add, not for the hop.
-  bool overlapped_gradients() const {
-    return options.overlap && current_pass() == 1 && !config.q_replicated && P > 1;
-  }
+  bool overlapped_gradients() const { return options.overlap && gradients_move(current_pass()); }
+
+  // Backward moves dK/dV accumulators: queries are sharded and some step after 0 computes (local_only rings
+  // move nothing: each chunk's dK, dV are complete at home after step 0).
+  bool gradients_move(int pass) const { return pass == 1 && !config.q_replicated && P > 1 && !schedule.local_only; }
 
   bool ready_for(int p, int next_step) const {
     const DeviceRun& run = runs[p];
@@ -739,8 +749,8 @@ struct Simulation::State {
       return run.sends_in_flight == 0 && run.dkv_received[P];  // own chunk's dK/dV home, every send delivered
     }
     if (run.sends_in_flight > 0) return false;
-    const bool gradients_travel = pass == 1 && !config.q_replicated && P > 1;
-    if (next_step < P && !run.kv_received[next_step]) return false;
+    const bool gradients_travel = gradients_move(pass);
+    if (next_step < P && !schedule.local_only && !run.kv_received[next_step]) return false;
     if (gradients_travel && !run.dkv_received[next_step]) return false;
     return true;
   }
@@ -791,9 +801,10 @@ struct Simulation::State {
   }
 
   void swap_in_received(int p, int next_step) {
+    if (schedule.local_only) return;  // nothing arrives: the own chunk (and its dK, dV) stay held
     DeviceData& d = data[p];
     const int pass = current_pass();
-    const bool gradients_travel = pass == 1 && !config.q_replicated && P > 1;
+    const bool gradients_travel = gradients_move(pass);
     if (next_step < P) {
       d.held.owner = d.incoming.owner;
       d.held.positions = std::move(d.incoming.positions);

@@ -67,6 +67,10 @@ struct Options {
   std::string device_preset;  // simulator preset for the predictions; default from the GPU's name
   int nccl_max_ctas = 0;
   std::string transfer_priority = "high";
+  std::string grad_precision = "input";  // input | fp32: the dK/dV the ring returns (gpu::GradientPrecision)
+  gpu::GradientPrecision gradients() const {
+    return grad_precision == "fp32" ? gpu::GradientPrecision::fp32 : gpu::GradientPrecision::input;
+  }
 };
 
 struct Injection {
@@ -231,7 +235,7 @@ bool check_rank(gpu::NcclCommunicator& comm, const AttentionConfig& c, const Opt
   single.forward(in);
   single.backward(in);
   gpu::synchronize();
-  gpu::NcclRing ring(c, options.dtype, comm);
+  gpu::NcclRing ring(c, options.dtype, comm, options.gradients());
   if (injection.rank == comm.rank()) ring.inject_before_step(injection.step, injection.kind == "kill" ? kill_now : stall_now);
   ring.poison();
   ring.load_whole(view(in.q, options.dtype, c, c.heads), view(in.k, options.dtype, c, c.kv_heads),
@@ -319,7 +323,7 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
   gpu::synchronize();
   const double before = used_device_bytes();
   {
-    gpu::NcclRing ring(c, options.dtype, comm);
+    gpu::NcclRing ring(c, options.dtype, comm, options.gradients());
     ring.load_whole(view(in.q, options.dtype, c, c.heads), view(in.k, options.dtype, c, c.kv_heads),
                     view(in.v, options.dtype, c, c.kv_heads));
     ring.load_output_gradient_whole(view(in.dout, options.dtype, c, c.heads));
@@ -343,6 +347,7 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
     row.ring_bytes = ring.bytes_per_device();
     row.kv_bytes_per_hop = 2.0 * c.batch * static_cast<double>(ring.positions().size()) * c.kv_heads * c.head_dim *
                            gpu::size_of(options.dtype);
+    if (make_ring_schedule(c).local_only) row.kv_bytes_per_hop = 0;  // nothing travels: no link figure
   }
   row.tflops_fwd = flops / P / (row.fwd_ms * 1e-3) / 1e12;
   row.tflops_bwd = 2.5 * flops / P / (row.bwd_ms * 1e-3) / 1e12;
@@ -352,6 +357,7 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
   sim_options.mode = sim::Mode::analytic;
   sim_options.pass = sim::Pass::both;
   sim_options.bytes_per_element = static_cast<std::int64_t>(gpu::size_of(options.dtype));
+  sim_options.returned_gradient_bytes_per_element = options.grad_precision == "fp32" ? 4 : 0;
   sim_options.device = sim::find_device(sim::builtin_devices(), preset_for_device(options.device_preset));
   sim::Simulation simulation(sim_options);
   simulation.run();
@@ -368,9 +374,10 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
 }
 
 void print_bench_header(const Options& options, int P) {
-  fmt::print("# ringlab-ring bench: {} ranks, {}, GPU: {}, NCCL maxCTAs {}, transfer stream priority {}, simulator "
-             "preset {}\n",
-             P, options.dtype_name, gpu::describe_device(0),
+  fmt::print("# ringlab-ring bench: {} ranks, {}, dK/dV returned in {}, GPU: {}, NCCL maxCTAs {}, transfer stream "
+             "priority {}, simulator preset {}\n",
+             P, options.dtype_name, options.grad_precision == "fp32" ? "fp32" : options.dtype_name,
+             gpu::describe_device(0),
              options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default", options.transfer_priority,
              preset_for_device(options.device_preset));
   fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·D per unmasked\n"
@@ -391,8 +398,9 @@ void print_bench_row(const BenchRow& r, int P) {
   const double eff_f = r.single_fwd_ms / P / r.fwd_ms, eff_b = r.single_bwd_ms / P / r.bwd_ms;
   const double exposed_f = std::max(0.0, r.fwd_ms - r.fwd_compute_ms) / P, exposed_b = std::max(0.0, r.bwd_ms - r.bwd_compute_ms) / P;
   const double link = P > 1 ? r.kv_bytes_per_hop * (P - 1) / (r.fwd_transfer_ms * 1e-3) / 1e9 : 0.0;
-  fmt::print("| {:<26} | {:>8.2f} | {:>8.2f} | {:>7.0f} | {:>7.0f} | {:>5.0f}% | {:>5.0f}% | {:>11.3f} | {:>11.3f} | {:>9.0f} | {:>9.1f} | {:>9.1f} | {:>9.1f} | {:>9.2f} | {:>9.2f} |\n",
-             r.label, r.fwd_ms, r.bwd_ms, r.tflops_fwd, r.tflops_bwd, 100 * eff_f, 100 * eff_b, exposed_f, exposed_b, link,
+  const std::string link_text = link > 0 ? fmt::format("{:.0f}", link) : "-";  // "-": the ring sends nothing
+  fmt::print("| {:<26} | {:>8.2f} | {:>8.2f} | {:>7.0f} | {:>7.0f} | {:>5.0f}% | {:>5.0f}% | {:>11.3f} | {:>11.3f} | {:>9} | {:>9.1f} | {:>9.1f} | {:>9.1f} | {:>9.2f} | {:>9.2f} |\n",
+             r.label, r.fwd_ms, r.bwd_ms, r.tflops_fwd, r.tflops_bwd, 100 * eff_f, 100 * eff_b, exposed_f, exposed_b, link_text,
              r.ring_bytes / 1048576.0, r.predicted_bytes / 1048576.0, r.used_bytes / 1048576.0, r.predicted_fwd_ms,
              r.predicted_bwd_ms);
   std::fflush(stdout);
@@ -459,6 +467,9 @@ int main(int argc, char** argv) {
   app.add_option("--transfer-priority", options.transfer_priority, "the NCCL stream's priority: high | normal")
       ->check(CLI::IsMember({"high", "normal"}));
   app.add_option("--device-preset", options.device_preset, "simulator preset for the predictions (default: from the GPU)");
+  app.add_option("--grad-precision", options.grad_precision,
+                 "dK, dV returned in the input dtype (rounded before the final hop home: half its bytes) or fp32")
+      ->check(CLI::IsMember({"input", "fp32"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

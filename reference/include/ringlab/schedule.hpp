@@ -18,6 +18,10 @@ struct ScheduleOptions {
   std::int64_t bytes_per_element = 2;           // of the K/V being sent (bf16 by default: what real rings move)
   std::int64_t gradient_bytes_per_element = 4;  // of the dK/dV accumulators sent in backward (fp32, as the GPU
                                                 // ring and ring-flash-attention keep them)
+  // Of the final dK/dV hop home, after which nothing is added: the dtype the ring returns dK, dV in. 0: the
+  // K/V's bytes_per_element (the GPU ring's default: the gradients in the input dtype, as autograd returns
+  // them, rounded once before that hop instead of after it — half the bytes of an fp32 hop).
+  std::int64_t returned_gradient_bytes_per_element = 0;
 };
 
 struct RingStep {
@@ -28,7 +32,7 @@ struct RingStep {
   bool skipped = false;       // the mask excludes every pair: nothing to compute
   std::int64_t forward_bytes_sent = 0;   // K and V passed on after this step (0 after the last step)
   std::int64_t backward_bytes_sent = 0;  // K, V and the dK, dV accumulators passed on (the last step returns
-                                         // dK, dV to the owner)
+                                         // dK, dV to the owner, at returned_gradient_bytes_per_row)
   std::int64_t selected_rows = 0;        // dilation: rows of the chunk some head/pattern selects (= kv_rows otherwise)
 };
 
@@ -48,6 +52,11 @@ struct RingSchedule {
   std::vector<DeviceSchedule> devices;       // [device]
   std::int64_t kv_bytes_per_row = 0;          // 2 · B · Hkv · D · bytes_per_element (K and V of one token)
   std::int64_t gradient_bytes_per_row = 0;    // 2 · B · Hkv · D · gradient_bytes_per_element (its dK and dV)
+  std::int64_t returned_gradient_bytes_per_row = 0;  // the same on the final hop home (returned_gradient_bytes_…)
+  // Every step after 0 is skipped on every device: each device's queries meet only its own chunk (LongNet
+  // segments that fit inside the chunks), so nothing needs to move — no K/V, no dK/dV; every step's bytes are 0
+  // and the rings (GPU, simulated) send nothing.
+  bool local_only = false;
 
   const RingStep& at(int device, int step) const { return devices[device].steps[step]; }
   std::int64_t total_pairs() const;

@@ -12,6 +12,11 @@ namespace ringlab::gpu {
 // kernels (fp32 accumulation, O in the input type, LSE always fp32).
 enum class DType { f32, f16, bf16 };
 
+// The precision a ring returns dK and dV in. input: rounded to the ring's dtype before the final hop home
+// (the rounding an autograd framework applies anyway, and half the bytes of that hop, which follows the last
+// step and so overlaps nothing); fp32: the accumulators unrounded. dQ is fp32 either way (it never travels).
+enum class GradientPrecision { input, fp32 };
+
 std::size_t size_of(DType dtype);
 std::string to_string(DType dtype);  // "fp32", "fp16", "bf16"
 

@@ -94,7 +94,9 @@ struct RingPassTiming {
 // One rank of a ring of comm.size() GPUs for `config` (config.ring must equal comm.size()).
 class NcclRing {
  public:
-  NcclRing(const AttentionConfig& config, DType dtype, NcclCommunicator& comm);
+  // gradients: the precision dK, dV come home in (ringlab/gpu/dtype.hpp).
+  NcclRing(const AttentionConfig& config, DType dtype, NcclCommunicator& comm,
+           GradientPrecision gradients = GradientPrecision::input);
   ~NcclRing();
   NcclRing(const NcclRing&) = delete;
   NcclRing& operator=(const NcclRing&) = delete;
@@ -118,13 +120,15 @@ class NcclRing {
   RingPassTiming backward(RingPassOptions options = {});
 
   // This rank's results (device memory, valid until the next pass): O [B, n, H, D] (dtype), LSE [B, H, n];
-  // dQ [B, n, H, D], dK, dV [B, n, Hkv, D] (fp32, the rank's own chunk, after its last hop home).
+  // dQ [B, n, H, D] fp32; dK, dV [B, n, Hkv, D] (the rank's own chunk after its last hop home: in the dtype
+  // under GradientPrecision::input, fp32 otherwise — the tensor says which).
   ConstDeviceTensor out() const;
   const float* lse() const;
   ConstDeviceTensor dq() const;
   ConstDeviceTensor dk() const;
   ConstDeviceTensor dv() const;
-  // The rows into whole tensors on this GPU (tests): out [B, N, H, D], lse [B, H, N]; dq, dk, dv fp32.
+  // The rows into whole tensors on this GPU (tests): out [B, N, H, D], lse [B, H, N]; dq, dk, dv fp32 (dK, dV
+  // widened from the dtype under GradientPrecision::input).
   void gather_output(DeviceTensor out, float* lse);
   void gather_gradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv);
 
@@ -150,11 +154,12 @@ struct NcclRingInputs {
 struct NcclRingOutputs {
   std::vector<unsigned char> out;  // [B, N, H, D] in dtype
   std::vector<float> lse;          // [B, H, N]
-  std::vector<float> dq, dk, dv;   // fp32
+  std::vector<float> dq, dk, dv;   // fp32 (dK, dV: the dtype's values under GradientPrecision::input)
 };
 // config.ring local GPUs, a thread each (NcclCommunicator::for_local_gpus + NcclRing); forward then
 // backward; gathered to the host. Throws ConfigError (unsupported, too few GPUs, no NCCL) or RingFault
 // naming the failing rank(s).
-NcclRingOutputs run_nccl_ring(const AttentionConfig& config, DType dtype, const NcclRingInputs& inputs);
+NcclRingOutputs run_nccl_ring(const AttentionConfig& config, DType dtype, const NcclRingInputs& inputs,
+                              GradientPrecision gradients = GradientPrecision::input);
 
 }  // namespace ringlab::gpu

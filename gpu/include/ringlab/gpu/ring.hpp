@@ -18,7 +18,9 @@
 //
 // Backward: δ = rowsum(dO ∘ O) once, then per step gpu::block_attention_backward into the device's dQ and a
 // step partial dK/dV of the held chunk, added into the chunk's accumulator received from the previous device
-// and sent on (after the last step, home to the owner); K/V for step s + 1 are prefetched during step s.
+// and sent on (after the last step, home to the owner: by default rounded to the dtype first, half the bytes of
+// that hop, which nothing overlaps; GradientPrecision::fp32 keeps it fp32); K/V for step s + 1 are prefetched
+// during step s.
 //
 // Dilation (LongNet) runs one kernel call per pattern (gpu::head_mask_sets); combine group_mean multiplies
 // the final O by 1/k, and the backward runs with δ·k and multiplies the gradients by 1/k (gpu::output_scale).
@@ -101,8 +103,9 @@ struct RingRank;
 // A ring of config.ring virtual devices on the current GPU.
 class VirtualRing {
  public:
-  // config: validated AttentionConfig (ring, layout, causal/window, GQA); dtype of Q, K, V, O, dO.
-  VirtualRing(const AttentionConfig& config, DType dtype);
+  // config: validated AttentionConfig (ring, layout, causal/window, GQA); dtype of Q, K, V, O, dO;
+  // gradients: the precision dK, dV come home in (ringlab/gpu/dtype.hpp).
+  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input);
   ~VirtualRing();
   VirtualRing(const VirtualRing&) = delete;
   VirtualRing& operator=(const VirtualRing&) = delete;
@@ -120,10 +123,11 @@ class VirtualRing {
   void load_output_gradient(ConstDeviceTensor dout);  // [B, N, H, D]
 
   void forward();   // every device's (O, LSE) over all P steps
-  void backward();  // every device's dQ and its own chunk's dK, dV (fp32), after forward()
+  void backward();  // every device's dQ (fp32) and its own chunk's dK, dV, after forward()
 
   // Gathered back into whole tensors: out [B, N, H, D] (dtype), lse [B, H, N] fp32;
-  // dq [B, N, H, D], dk, dv [B, N, Hkv, D] fp32. Asynchronous on the compute stream, a blocking
+  // dq [B, N, H, D], dk, dv [B, N, Hkv, D] fp32 (dK, dV widened from the dtype under
+  // GradientPrecision::input). Asynchronous on the compute stream, a blocking
   // stream: ordered with the legacy default stream (synchronous DeviceBuffer copies see its results).
   void gather_output(DeviceTensor out, float* lse);
   void gather_gradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv);

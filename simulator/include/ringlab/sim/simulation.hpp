@@ -63,6 +63,9 @@ struct SimulationOptions {
   bool overlap = true;                         // send the chunk while computing on it
   std::int64_t bytes_per_element = 2;          // dtype size of Q, K, V, O, dO (bf16 = 2); accumulators are fp32
   bool send_selected_rows = false;             // dilation: send only the K/V rows some pattern selects
+  // Element size of the final dK/dV hop home (the returned gradients); 0: bytes_per_element, as the GPU ring
+  // returns them by default (ScheduleOptions::returned_gradient_bytes_per_element).
+  std::int64_t returned_gradient_bytes_per_element = 0;
   std::optional<std::int64_t> memory_budget;   // bytes per device; OutOfMemory when exceeded
   std::vector<Fault> faults;
   std::int64_t timeout_ns = 100'000'000;       // watchdog: no progress anywhere in the ring for this long = timeout
