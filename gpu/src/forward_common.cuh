@@ -140,8 +140,7 @@ __device__ __forceinline__ void write_lse_rows(const float (&lse)[MT][2], const 
 // (O, LSE) ← (O, LSE) ⊕ (this warp's O, LSE) in fp32, in place (docs/semantics.md §5), for the warp's rows
 // first_query + 16mt + g + 8half (indices into the head's query row map) below q_end. Each row belongs to
 // one warp alone, and its 4 lanes (c = 0..3) hold 2 of every 8 columns. All lanes read the old LSE before
-// lane c = 0 writes the merged one. A row whose running LSE is still −∞ holds nothing yet: its O is written, not
-// read (a ring's first step reads no accumulator). `lse_head`: the LSE of this (batch, head) at tensor row 0; `o_head`:
+// lane c = 0 writes the merged one. `lse_head`: the LSE of this (batch, head) at tensor row 0; `o_head`:
 // the fp32 O accumulator at (batch, head, row 0), rows `row_stride` apart.
 template <int MT, int DT>
 __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4], const float (&lse)[MT][2],
@@ -162,14 +161,13 @@ __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4],
       if (larger == -INFINITY || lb == -INFINITY) continue;  // nothing to add to this row
       const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
       merged_lse[mt][half] = merged;
-      const bool first = la == -INFINITY;  // nothing merged into this row yet: write, do not read
-      const float wa = first ? 0.0f : expf(la - merged);
+      const float wa = la == -INFINITY ? 0.0f : expf(la - merged);
       const float wb = expf(lb - merged) * inverse[mt][half];
       float* row = o_head + q_rows.row(query) * row_stride;
 #pragma unroll
       for (int dt = 0; dt < DT; ++dt) {
         float2* slot = reinterpret_cast<float2*>(row + dt * 8 + 2 * c);
-        float2 value = first ? make_float2(0.0f, 0.0f) : *slot;
+        float2 value = *slot;
         value.x = wa * value.x + wb * acc_o[mt][dt][2 * half];
         value.y = wa * value.y + wb * acc_o[mt][dt][2 * half + 1];
         *slot = value;
