@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The NCCL ring's fault handling (issue 6) on 2 GPUs, one process each (scripts/launch_local.sh):
+# The NCCL ring's fault handling (issue 6) on RANKS GPUs (default 2), one process each (scripts/launch_local.sh):
 #   kill:  rank 1 exits before forward step 1  → rank 0 aborts and exits 3 within 60 s, naming rank 1;
 #   stall: rank 1 sleeps before forward step 1 → the same, rank 1 reported as not responding.
-# Usage: scripts/test_nccl_faults.sh PATH/TO/ringlab-ring
-# Exit 0: both passed; 1: a check failed; 77: skipped (fewer than 2 GPUs; ctest SKIP_RETURN_CODE).
+# Usage: [RANKS=4] scripts/test_nccl_faults.sh PATH/TO/ringlab-ring
+# Exit 0: both passed; 1: a check failed; 77: skipped (fewer than RANKS GPUs; ctest SKIP_RETURN_CODE).
 set -u
 ring_binary=${1:?usage: scripts/test_nccl_faults.sh PATH/TO/ringlab-ring}
 here=$(cd "$(dirname "$0")" && pwd)
+ranks=${RANKS:-2}
+if ! [[ "$ranks" =~ ^[0-9]+$ ]] || ((ranks < 2)); then
+  echo "RANKS='$ranks': a whole number of ranks, at least 2" >&2
+  exit 2
+fi
 gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU')
-if ((gpus < 2)); then
-  echo "NCCL fault test skipped: needs 2 GPUs ($gpus here)"
+if ((gpus < ranks)); then
+  echo "NCCL fault test skipped: needs $ranks GPUs ($gpus here)"
   exit 77
 fi
 failures=0
@@ -17,10 +22,10 @@ run_case() {  # kind, expected word in rank 0's message
   local kind=$1 expected=$2 log
   log=$(mktemp)
   local start=$SECONDS
-  GRACE_S=30 "$here/launch_local.sh" 2 "$ring_binary" --inject "$kind@1:1" --timeout-s 10 \
+  GRACE_S=30 "$here/launch_local.sh" "$ranks" "$ring_binary" --inject "$kind@1:1" --timeout-s 10 \
     --seq 4099 --heads 2 --kv-heads 1 --head-dim 128 --causal --layout zigzag >"$log" 2>&1
   local elapsed=$((SECONDS - start))
-  echo "---- $kind: ${elapsed} s ----"
+  echo "---- $kind on $ranks ranks: ${elapsed} s ----"
   cat "$log"
   local ok=1
   grep -q "rank 0=3" "$log" || { echo "FAIL ($kind): rank 0 did not exit with status 3 (ring fault)"; ok=0; }
