@@ -174,6 +174,12 @@ std::vector<std::pair<AttentionConfig, DType>> ring_problems() {
   c.offset_rule = OffsetRule::group;
   c.combine = Combine::group_mean;
   specs.push_back({c, DType::bf16});
+  // Segments inside the chunks at P = 2 and 4 (contiguous): a local_only ring, one kernel per rank writing O.
+  c = shape(1, 2048, 3, 3, 64);
+  c.dilation = parse_dilation("128:1,256:2,512:4");
+  c.offset_rule = OffsetRule::group;
+  c.combine = Combine::group_mean;
+  specs.push_back({c, DType::bf16});
   return specs;
 }
 
@@ -206,6 +212,15 @@ TEST_CASE("gpu::head_mask_sets: one kernel mask set per LongNet pattern; gpu::ou
   config.combine = Combine::group_mean;
   CHECK(gpu::output_scale(config) == 0.5);  // two patterns
   CHECK(gpu::head_mask_sets(config).size() == 1);  // group rule: each head runs its group's pattern only
+}
+
+TEST_CASE("the ring problems include local_only rings (segments inside the chunks)", "[gpu][ring]") {
+  auto local = ring_problems().back().first;
+  local.layout = Layout::contiguous;
+  for (int ring : {2, 4, 8}) {
+    local.ring = ring;
+    CHECK(make_ring_schedule(local).local_only == (ring < 8));  // P = 8: chunks of 256 split the 512-segments
+  }
 }
 
 TEST_CASE("gpu::VirtualRing rejects what it does not support, before touching the GPU", "[gpu][ring]") {

@@ -322,9 +322,15 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
   const DType dtype = problem.dtype;
   begin(ranks, transport, start, options.continues);
+  // A local_only ring with one mask set is plain attention within each rank's chunk: one kernel writes O (in
+  // the dtype) and the LSE, with no fp32 accumulator to clear, merge into and convert (for dilated rings,
+  // whose steps are short, those passes cost as much as the kernel).
+  const bool direct = problem.schedule.local_only && problem.masks.size() == 1 && dtype != DType::f32;
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
-  for (RingRank* r : ranks) {  // (O, LSE) = (0, −∞) in fp32
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));
+  for (RingRank* r : ranks) {  // (O, LSE) = (0, −∞): in fp32, or (direct, for a rank whose step 0 is skipped) O itself
+    if (direct && !problem.schedule.at(r->rank, 0).skipped) continue;
+    if (direct) RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->out.data(), 0, r->out.bytes(), r->stream));
+    else RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));
     fill(r->lse.as<float>(), B * H * r->rows, -INFINITY, r->stream);
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
@@ -344,6 +350,11 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         const ConstDeviceTensor v(v_held(r, s), dtype, B, step.kv_rows, Hkv, D);
         const PositionSet& k_positions = problem.schedule.chunk_positions[step.kv_owner];
         for (const HeadMasks& mask : problem.masks) {  // dilation: each pattern's attention, ⊕-merged
+          if (direct) {
+            block_attention_forward(q, r.positions, k, v, k_positions, mask, problem.scale,
+                                    DeviceTensor{r.out.data(), dtype, B, r.rows, H, D}, r.lse.as<float>(), r.stream);
+            continue;
+          }
           if (dtype != DType::f32) {  // the tensor-core kernel merges into (O, LSE) in its epilogue
             block_attention_forward_accumulate(q, r.positions, k, v, k_positions, mask, problem.scale,
                                                DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
@@ -365,7 +376,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   }
   for (RingRank* r : ranks) {  // O in the input dtype (times 1/k under group_mean; the LSE stays)
     const DeviceTensor out{r->out.data(), dtype, B, r->rows, H, D};
-    convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), out, r->stream);
+    if (!direct) convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), out, r->stream);
     if (problem.output_factor != 1.0f) scale_in_place(out, problem.output_factor, r->stream);
     r->step_done.push_back(r->events.record(r->stream));
   }
