@@ -107,6 +107,9 @@ class ProgressBoard {
     std::rename((path + ".tmp").c_str(), path.c_str());
   }
 
+  // The pass a rank beats after it diagnosed a fault and aborted: "aborted:forward".
+  static inline const std::string kAborted = "aborted:";
+
   // What the board says about every other rank, one line each.
   std::string peers() const {
     if (!enabled()) return "  (no progress board: set RINGLAB_PROGRESS_DIR to name dead peers)\n";
@@ -124,7 +127,9 @@ class ProgressBoard {
       }
       const double age = unix_seconds() - at;
       text << "  rank " << r << ": ";
-      if (host == host_ && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      if (pass.rfind(kAborted, 0) == 0)  // it diagnosed a fault itself: a consequence, not the cause
+        text << "aborted after a fault it saw at " << pass.substr(kAborted.size()) << " step " << step << "\n";
+      else if (host == host_ && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
         text << "EXITED (pid " << pid << " is gone); last seen at " << pass << " step " << step << "\n";
       else if (age > 2.0)
         text << "NOT RESPONDING: last heartbeat " << static_cast<int>(age) << " s ago at " << pass << " step " << step
@@ -402,6 +407,7 @@ struct NcclRing::Impl {
 
   [[noreturn]] void fail(const std::string& pass, int step, const std::string& why) {
     failed = true;
+    board.beat(ProgressBoard::kAborted + pass, step, true);  // peers report this rank as a follower, not the cause
     comm.abort();
     throw RingFault("rank " + std::to_string(comm.rank()) + " (GPU " + std::to_string(comm.device()) + "): " + why +
                     " at " + pass + " step " + std::to_string(step) + " of " + std::to_string(comm.size()) +
