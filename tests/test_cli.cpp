@@ -208,6 +208,10 @@ TEST_CASE("ringlab schedule: JSON with the documented keys and the zigzag exampl
   CHECK(contiguous["devices"][1]["total_pairs"] == 26);
   CHECK(contiguous["devices"][0]["steps"][1]["skipped"] == true);
   CHECK(contiguous["skipped_steps"] == 1);
+  CHECK(contiguous["local_only"] == false);  // device 1 computes at step 1
+  // dK, dV come home in the K/V's dtype: as many bytes per row as K, V.
+  CHECK(contiguous["returned_gradient_bytes_per_row"] == contiguous["kv_bytes_per_row"]);
+  CHECK(contiguous["gradient_bytes_per_row"] == 2 * contiguous["kv_bytes_per_row"].get<std::int64_t>());  // fp32
 
   const nlohmann::json striped = schedule("striped");
   CHECK(striped["devices"][0]["total_pairs"] == 16);

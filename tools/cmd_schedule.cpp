@@ -64,6 +64,10 @@ void print_json(const AttentionConfig& config, const RingSchedule& schedule, con
   root["pairs_are"] = "unmasked score entries of one batch element, summed over query heads and dilation patterns";
   root["total_pairs"] = summary.total_pairs;
   root["skipped_steps"] = schedule.skipped_steps();
+  root["local_only"] = schedule.local_only;
+  root["kv_bytes_per_row"] = schedule.kv_bytes_per_row;
+  root["gradient_bytes_per_row"] = schedule.gradient_bytes_per_row;
+  root["returned_gradient_bytes_per_row"] = schedule.returned_gradient_bytes_per_row;
   root["critical_path_pairs"] = summary.critical_path_pairs;
   root["imbalance"] = summary.imbalance();
   root["selected_rows_bytes_saved"] = schedule.selected_rows_bytes_saved();
@@ -109,6 +113,8 @@ void print_table(const AttentionConfig& config, const RingSchedule& schedule, co
     fmt::print("  {:>6} {:>12} {:>14} {:>7.1f}%\n", device.id, device.total_pairs, device.skipped_steps,
                100.0 * share(device.total_pairs, summary.total_pairs));
   fmt::print("\ntotal pairs {}, skipped steps {}\n", summary.total_pairs, schedule.skipped_steps());
+  if (schedule.local_only && schedule.ring_size > 1)
+    fmt::print("local only: every step after 0 is skipped on every device, so nothing is sent\n");
   fmt::print("imbalance (max/mean pairs per device) {:.3f}\n", summary.imbalance());
   fmt::print("critical path {} pairs (sum over steps of the busiest device; ideal {:.0f})\n",
              summary.critical_path_pairs, summary.mean_pairs);

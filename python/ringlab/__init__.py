@@ -367,7 +367,9 @@ def schedule(seq: int = 128, ring: int = 1, layout: str = "contiguous", *, bytes
     backward_bytes_sent; each device also has total_pairs, skipped_steps, share, query_positions (text),
     query_count and query_runs [(start, stride, count)]. At the top: total_pairs, skipped_steps,
     critical_path_pairs (sum over steps of the busiest device: devices run in lockstep), mean_pairs,
-    imbalance (max/mean pairs per device), selected_rows_bytes_saved, chunk_runs. Other keywords as
+    imbalance (max/mean pairs per device), selected_rows_bytes_saved, chunk_runs, kv_bytes_per_row,
+    gradient_bytes_per_row (the fp32 dK/dV accumulators), returned_gradient_bytes_per_row (the hop home),
+    local_only (every step after 0 skipped everywhere: nothing is sent). Other keywords as
     ``config`` (heads, causal, window, dilation, q_replicated, ...).
     """
     cfg = config(seq=seq, ring=ring, layout=layout, **options)

@@ -47,6 +47,9 @@ nb::dict schedule(const AttentionConfig& config, std::int64_t bytes_per_element)
   result["skipped_steps"] = built.skipped_steps();
   result["selected_rows_bytes_saved"] = built.selected_rows_bytes_saved();
   result["kv_bytes_per_row"] = built.kv_bytes_per_row;
+  result["gradient_bytes_per_row"] = built.gradient_bytes_per_row;
+  result["returned_gradient_bytes_per_row"] = built.returned_gradient_bytes_per_row;
+  result["local_only"] = built.local_only;
   nb::list chunks;
   for (const PositionSet& chunk : built.chunk_positions) chunks.append(runs_of(chunk));
   result["chunk_runs"] = chunks;

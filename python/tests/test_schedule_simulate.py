@@ -20,6 +20,15 @@ def test_semantics_example_p2_n8(layout, totals, critical):
     assert schedule["devices"][0]["steps"][1]["kv_owner"] == 1
     if layout == "contiguous":
         assert schedule["devices"][0]["steps"][1]["skipped"] and schedule["skipped_steps"] == 1
+    assert not schedule["local_only"]
+
+
+def test_local_only_schedule_sends_nothing():
+    # Segments of 16 inside contiguous chunks of 32: only step 0 computes anywhere, so nothing moves.
+    schedule = ringlab.schedule(128, 4, "contiguous", heads=2, dilation="16:1,32:2")
+    assert schedule["local_only"]
+    assert all(s["forward_bytes_sent"] == 0 and s["backward_bytes_sent"] == 0
+               for d in schedule["devices"] for s in d["steps"])
 
 
 def test_layout_positions_partition_the_sequence():
