@@ -233,6 +233,12 @@ ncclConfig_t nonblocking_config(const NcclOptions& options) {
   // NCCL's send/recv kernels run on SMs beside the attention kernels; fewer CTAs leave more SMs to the
   // kernels of the step the transfer overlaps (a transfer that still hides behind the step costs nothing).
   if (options.max_ctas > 0) config.maxCTAs = options.max_ctas;
+#ifdef NCCL_CTA_POLICY_EFFICIENCY  // NCCL ≥ 2.27: how many CTAs (SMs) NCCL may take, as a policy
+  if (options.cta_policy == NcclOptions::CtaPolicy::efficiency) config.CTAPolicy = NCCL_CTA_POLICY_EFFICIENCY;
+#endif
+#ifdef NCCL_CTA_POLICY_ZERO
+  if (options.cta_policy == NcclOptions::CtaPolicy::zero) config.CTAPolicy = NCCL_CTA_POLICY_ZERO;
+#endif
   return config;
 }
 

@@ -66,6 +66,7 @@ struct Options {
   std::vector<std::string> masks{"full", "causal"};
   std::string device_preset;  // simulator preset for the predictions; default from the GPU's name
   int nccl_max_ctas = 0;
+  std::string nccl_cta_policy = "default";
   std::string transfer_priority = "high";
   std::string grad_precision = "input";  // input | fp32: the dK/dV the ring returns (gpu::GradientPrecision)
   gpu::GradientPrecision gradients() const {
@@ -374,11 +375,12 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
 }
 
 void print_bench_header(const Options& options, int P) {
-  fmt::print("# ringlab-ring bench: {} ranks, {}, dK/dV returned in {}, GPU: {}, NCCL maxCTAs {}, transfer stream "
-             "priority {}, simulator preset {}\n",
+  fmt::print("# ringlab-ring bench: {} ranks, {}, dK/dV returned in {}, GPU: {}, NCCL maxCTAs {}, CTA policy {}, "
+             "transfer stream priority {}, simulator preset {}\n",
              P, options.dtype_name, options.grad_precision == "fp32" ? "fp32" : options.dtype_name,
              gpu::describe_device(0),
-             options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default", options.transfer_priority,
+             options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default", options.nccl_cta_policy,
+             options.transfer_priority,
              preset_for_device(options.device_preset));
   fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·D per unmasked\n"
              "#   score entry per forward (4·N²·D·H unmasked, about half causal, the selected pairs under dilation), 2.5× for backward; eff = (single-GPU kernel on all N) / P / ring time;\n"
@@ -462,6 +464,9 @@ int main(int argc, char** argv) {
   app.add_option("--tokens-per-gpu", options.tokens_per_gpu, "bench: tokens per GPU (list)")->delimiter(',');
   app.add_option("--layouts", options.layouts, "bench: layouts (list)")->delimiter(',');
   app.add_option("--masks", options.masks, "bench: full and/or causal (list)")->delimiter(',');
+  app.add_option("--nccl-cta-policy", options.nccl_cta_policy,
+                 "NCCL's CTA policy (NCCL >= 2.27): default | efficiency (fewest CTAs that perform decently) | zero")
+      ->check(CLI::IsMember({"default", "efficiency", "zero"}));
   app.add_option("--nccl-max-ctas", options.nccl_max_ctas, "NCCL's maxCTAs (SMs its send/recv kernels may use); 0: NCCL's default")
       ->check(CLI::Range(0, 64));
   app.add_option("--transfer-priority", options.transfer_priority, "the NCCL stream's priority: high | normal")
@@ -495,6 +500,9 @@ int main(int argc, char** argv) {
     gpu::NcclOptions nccl;
     nccl.stall_timeout_s = options.timeout_s;
     nccl.max_ctas = options.nccl_max_ctas;
+    nccl.cta_policy = options.nccl_cta_policy == "efficiency" ? gpu::NcclOptions::CtaPolicy::efficiency
+                      : options.nccl_cta_policy == "zero"     ? gpu::NcclOptions::CtaPolicy::zero
+                                                              : gpu::NcclOptions::CtaPolicy::nccl_default;
     nccl.high_priority_transfers = options.transfer_priority == "high";
     if (options.threads && !options.inject.empty())
       throw ConfigError("--inject", options.inject,

@@ -44,6 +44,10 @@ struct NcclOptions {
   double init_timeout_s = 60;      // communicator creation
   std::string progress_dir;        // heartbeat files for naming a dead peer (one process per GPU); empty: none
   int max_ctas = 0;                // NCCL's ncclConfig_t::maxCTAs (SMs its kernels may take); 0: NCCL's default
+  // ncclConfig_t::CTAPolicy (NCCL ≥ 2.27; ignored before): NCCL's default, the fewest CTAs that perform
+  // decently (efficiency), or none wherever it can (zero, NCCL ≥ 2.28).
+  enum class CtaPolicy { nccl_default, efficiency, zero };
+  CtaPolicy cta_policy = CtaPolicy::nccl_default;
   bool high_priority_transfers = true;  // the communication stream at the highest priority: NCCL's kernels get
                                         // SMs as soon as the attention kernel's blocks free them
 };
