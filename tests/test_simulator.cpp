@@ -1,6 +1,8 @@
 // The simulator: ledgers equal the closed-form formulas of docs/simulator.md, analytic and compute modes
 // agree, compute mode equals single-device attention, traces obey the trace-event rules, every injected
 // fault is detected, and the timing model behaves (overlap, multi-node links, budgets).
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -306,6 +308,56 @@ TEST_CASE("timing model: overlap hides communication, slower links cost time, bu
     CHECK(message.find("budget") != std::string::npos);
     CHECK(message.find(std::to_string(*options.memory_budget)) != std::string::npos);
   }
+}
+
+TEST_CASE("compute model: rows that see few keys pay the per-block overhead L0", "[simulator][timing]") {
+  DeviceSpec device = find_device(builtin_devices(), "H200");
+  REQUIRE(device.attention_overhead_keys > 0);
+  const ComputeModel model{device};
+  const double L0 = device.attention_overhead_keys, rate = device.peak_flops * device.attention_efficiency;
+  // The same FLOPs, as 2^30 pairs over 2^16 rows (L = 16384 keys each) or over 2^19 rows (L = 2048).
+  const double pairs = 1 << 30, flops = 512.0 * pairs;
+  const auto long_rows = static_cast<double>(model.time_ns(flops, 0, false, pairs, 1 << 16));
+  const auto short_rows = static_cast<double>(model.time_ns(flops, 0, false, pairs, 1 << 19));
+  CHECK(long_rows == Approx(flops * (16384 + L0) / 16384 / rate * 1e9).epsilon(1e-6));
+  CHECK(short_rows / long_rows == Approx((2048 + L0) / 2048 * 16384 / (16384 + L0)).epsilon(1e-6));
+  CHECK(static_cast<double>(model.time_ns(flops, 0, false)) == Approx(flops / rate * 1e9).epsilon(1e-6));  // no rows given
+
+  // In a simulation: LongNet rows (w/r = 64 keys) against dense rows with the same pairs.
+  SimulationOptions options = small_options();
+  options.mode = Mode::analytic;
+  options.device = device;
+  options.config.ring = 1;
+  options.config.causal = false;
+  options.config.seq = options.config.kv_seq = 4096;
+  options.config.heads = options.config.kv_heads = 1;
+  options.config.head_dim = 128;
+  const Report dense = run(options);  // 4096 rows × 4096 keys
+  options.config.seq = options.config.kv_seq = 4096 * 64;
+  options.config.dilation = {{64, 1}};  // 262144 rows × 64 keys: the same pairs
+  const Report dilated = run(options);
+  CHECK(static_cast<double>(dilated.devices[0].compute_ns) / static_cast<double>(dense.devices[0].compute_ns) ==
+        Approx((64 + L0) / 64 * 4096 / (4096 + L0)).epsilon(0.01));
+}
+
+TEST_CASE("device files: the overhead keys are optional and must not be negative", "[simulator][devices]") {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "ringlab_devices_test";
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& extra) {
+    const auto path = dir / "devices.json";
+    std::ofstream(path) << R"({"format": "ringlab-devices", "devices": [{"name": "X", "peak_flops": 1e15,
+      "memory_bytes": 1000000000, "memory_bandwidth": 1e12, "attention_efficiency": 0.5, )" << extra << R"(
+      "intra_node_link": {"bandwidth": 1e11, "latency_ns": 1000}, "inter_node_link": {"bandwidth": 1e10, "latency_ns": 1000}}]})";
+    return path;
+  };
+  const DeviceSpec plain = load_devices(write("")).front();
+  CHECK(plain.attention_overhead_keys == 0);
+  CHECK(plain.attention_backward_overhead_keys == 0);
+  const DeviceSpec with = load_devices(write(R"("attention_overhead_keys": 500,)")).front();
+  CHECK(with.attention_overhead_keys == 500);
+  CHECK(with.attention_backward_overhead_keys == 500);  // the forward's when the backward's is not given
+  CHECK_THROWS_AS(load_devices(write(R"("attention_overhead_keys": -1,)")), InputError);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("stepping exposes one snapshot per ring step that matches the schedule", "[simulator][api]") {

@@ -34,6 +34,9 @@ nb::dict device_to_python(const sim::DeviceSpec& device) {
   dict["memory_bytes"] = device.memory_bytes;
   dict["memory_bandwidth"] = device.memory_bandwidth;
   dict["attention_efficiency"] = device.attention_efficiency;
+  dict["attention_backward_efficiency"] = device.attention_backward_efficiency;
+  dict["attention_overhead_keys"] = device.attention_overhead_keys;
+  dict["attention_backward_overhead_keys"] = device.attention_backward_overhead_keys;
   dict["intra_node_link"] = link(device.intra_node_link);
   dict["inter_node_link"] = link(device.inter_node_link);
   return dict;

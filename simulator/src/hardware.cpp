@@ -54,6 +54,17 @@ std::vector<DeviceSpec> parse_devices(const std::string& text, const std::string
     device.attention_backward_efficiency = entry.contains("attention_backward_efficiency")
                                                ? field<double>(entry, "attention_backward_efficiency", where)
                                                : device.attention_efficiency;
+    // Optional (0: no per-block overhead modelled).
+    device.attention_overhead_keys =
+        entry.contains("attention_overhead_keys") ? field<double>(entry, "attention_overhead_keys", where) : 0.0;
+    device.attention_backward_overhead_keys =
+        entry.contains("attention_backward_overhead_keys")
+            ? field<double>(entry, "attention_backward_overhead_keys", where)
+            : device.attention_overhead_keys;
+    if (!(device.attention_overhead_keys >= 0) || !(device.attention_backward_overhead_keys >= 0))
+      throw InputError(where + ": attention_overhead_keys and attention_backward_overhead_keys must be >= 0 (got " +
+                       std::to_string(device.attention_overhead_keys) + ", " +
+                       std::to_string(device.attention_backward_overhead_keys) + ")");
     device.intra_node_link = parse_link(field<json>(entry, "intra_node_link", where), where + " intra_node_link");
     device.inter_node_link = parse_link(field<json>(entry, "inter_node_link", where), where + " inter_node_link");
     if (!(device.peak_flops > 0) || !(device.memory_bandwidth > 0) || device.memory_bytes <= 0 ||
@@ -87,9 +98,13 @@ DeviceSpec find_device(const std::vector<DeviceSpec>& devices, const std::string
   throw ConfigError("--device-preset", "'" + name + "'", "valid devices are " + valid);
 }
 
-std::int64_t ComputeModel::time_ns(double flops, double bytes, bool backward) const {
+std::int64_t ComputeModel::time_ns(double flops, double bytes, bool backward, double pairs,
+                                   double active_row_heads) const {
   const double efficiency = backward ? device.attention_backward_efficiency : device.attention_efficiency;
-  const double compute_s = flops / (device.peak_flops * efficiency);
+  const double overhead_keys = backward ? device.attention_backward_overhead_keys : device.attention_overhead_keys;
+  // Each active query row costs as if it saw L₀ more keys: L keys per row run at efficiency · L / (L + L₀).
+  const double overhead_flops = pairs > 0 ? flops / pairs * active_row_heads * overhead_keys : 0.0;
+  const double compute_s = (flops + overhead_flops) / (device.peak_flops * efficiency);
   const double memory_s = bytes / device.memory_bandwidth;
   return static_cast<std::int64_t>(std::ceil(std::max(compute_s, memory_s) * 1e9));
 }

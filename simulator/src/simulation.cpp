@@ -132,6 +132,7 @@ struct Simulation::State {
   AttentionConfig config;
   RingSchedule schedule;
   std::vector<HeadPlan> plans;
+  std::vector<double> row_heads;  // [device] query_row_heads
   Network network;
   ComputeModel compute_model;
   int P = 1;
@@ -225,6 +226,7 @@ struct Simulation::State {
                                               ")");
     }
     plans = plan_heads(config);
+    for (int p = 0; p < P; ++p) row_heads.push_back(query_row_heads(p));
     network = Network{P, options.devices_per_node, options.device.intra_node_link, options.device.inter_node_link};
     compute_model = ComputeModel{options.device};
     if (options.pass != Pass::backward) passes.push_back(0);
@@ -432,6 +434,18 @@ struct Simulation::State {
     }
   }
 
+  // (query row, head, pattern) triples of a device that a kernel visits when a step has pairs: every row under
+  // a dense mask, the rows a pattern selects under dilation (an upper bound for a step: rows that see no key
+  // of the held chunk cost ~nothing). The compute model charges each L₀ keys (DeviceSpec).
+  double query_row_heads(int device) const {
+    const PositionSet& rows = schedule.devices[device].query_positions;
+    double total = 0;
+    for (const HeadPlan& plan : plans)
+      for (const MaskPredicate& mask : plan.masks)
+        total += static_cast<double>(mask.dilation ? count_selected(rows, *mask.dilation) : rows.size());
+    return total;
+  }
+
   std::pair<double, double> step_work(int device, int step, int pass) const {
     const i64 B = config.batch, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
     const i64 e = options.bytes_per_element;
@@ -471,7 +485,9 @@ struct Simulation::State {
       for (i64 id : pending) try_begin_transfer(id);
     }
     const auto [flops, bytes] = step_work(p, step, pass);
-    const i64 duration = flops > 0 ? compute_model.time_ns(flops, bytes, pass == 1) : 0;
+    const auto pairs = static_cast<double>(schedule.at(p, step).pairs);
+    const double active = std::min(row_heads[static_cast<std::size_t>(p)], pairs);
+    const i64 duration = flops > 0 ? compute_model.time_ns(flops, bytes, pass == 1, pairs, active) : 0;
     stats[p].compute_ns += duration;
     stats[p].pairs = saturating_add(stats[p].pairs, schedule.at(p, step).pairs);
     if (duration > 0) {

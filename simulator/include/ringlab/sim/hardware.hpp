@@ -20,8 +20,13 @@ struct DeviceSpec {
   double peak_flops = 0;            // FLOP/s (dense BF16 tensor core)
   std::int64_t memory_bytes = 0;    // capacity
   double memory_bandwidth = 0;      // bytes/s
-  double attention_efficiency = 1;  // fraction of peak an attention kernel reaches (forward)
+  double attention_efficiency = 1;  // fraction of peak an attention kernel reaches on long rows (forward)
   double attention_backward_efficiency = 1;  // the same for the backward kernel (FLOPs counted as 2.5× forward)
+  // L₀: what a kernel block pays besides its key tiles (loading its first tiles, the epilogue), in keys per
+  // query row. Query rows that see L keys each run at efficiency · L / (L + L₀): short rows (small chunks,
+  // LongNet's w/r keys) are slower than the efficiency says. 0: not modelled.
+  double attention_overhead_keys = 0;
+  double attention_backward_overhead_keys = 0;
   LinkSpec intra_node_link;         // between devices of one node (NVLink class)
   LinkSpec inter_node_link;         // between nodes (InfiniBand class)
 };
@@ -33,11 +38,15 @@ std::vector<DeviceSpec> load_devices(const std::filesystem::path& path);
 // The device called `name`; ConfigError listing the names that exist.
 DeviceSpec find_device(const std::vector<DeviceSpec>& devices, const std::string& name);
 
-// Roofline: time = max(FLOPs / (peak · efficiency), bytes / memory bandwidth); the backward efficiency for
-// backward work.
+// Roofline: time = max((FLOPs + overhead FLOPs) / (peak · efficiency), bytes / memory bandwidth); the
+// backward efficiency for backward work. Overhead FLOPs: the work L₀ more keys per active query row would be
+// (Simulation counts the rows; DeviceSpec::attention_overhead_keys).
 struct ComputeModel {
   DeviceSpec device;
-  std::int64_t time_ns(double flops, double bytes, bool backward = false) const;
+  // `flops` of `pairs` unmasked score entries, seen by `active_row_heads` (query row, head, pattern) triples
+  // (pairs = 0: no overhead term).
+  std::int64_t time_ns(double flops, double bytes, bool backward = false, double pairs = 0,
+                       double active_row_heads = 0) const;
 };
 
 // P devices, `devices_per_node` per node; device p sends to (p + 1) mod P over an intra-node link when both
