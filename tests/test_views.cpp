@@ -151,6 +151,19 @@ TEST_CASE("ring state names the held chunk of every device", "[views]") {
     }
     CHECK(owners.size() == 4);  // a permutation: every chunk is somewhere
   }
+  // LongNet segments inside the chunks: nothing moves, every device keeps its own chunk.
+  AttentionConfig local = config;
+  local.causal = false;
+  local.layout = Layout::contiguous;
+  local.seq = local.kv_seq = 96;  // chunks of 24 tokens, segments of 24
+  local.dilation = {{24, 1}};
+  const RingSchedule local_schedule = make_ring_schedule(local);
+  REQUIRE(local_schedule.local_only);
+  for (int step = 0; step < 4; ++step)
+    for (const auto& d : ring_state(local_schedule, step)) {
+      CHECK(d.held_owner == d.device);
+      CHECK(d.skipped == (step > 0));
+    }
 }
 
 TEST_CASE("head assignments follow the offset rules of docs/semantics.md §8.1", "[views][dilation]") {

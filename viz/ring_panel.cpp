@@ -50,7 +50,9 @@ void RingPanel::draw(Context& ctx) {
   const sim::StepSnapshot& snap = snapshots[static_cast<std::size_t>(global)];
   const bool last_of_pass = snap.step == P - 1;
   // After the last forward step nothing is sent; after the last backward step dK, dV go home.
-  const bool moves = playback.travelling() && P > 1 && (!last_of_pass || snap.pass == 1);
+  // A local_only schedule (LongNet segments inside the chunks) moves nothing: every step after 0 is skipped.
+  const bool local_only = model.schedule().local_only;
+  const bool moves = playback.travelling() && P > 1 && !local_only && (!last_of_pass || snap.pass == 1);
   const float travel = moves ? smoothstep(playback.travel()) : 0.0f;
 
   const ImVec2 origin = ImGui::GetCursorScreenPos();
@@ -158,7 +160,7 @@ void RingPanel::draw(Context& ctx) {
 
   // Chunks, coloured by owner, at their holder (or on their way to the next device).
   for (int p = 0; p < P; ++p) {
-    const int owner = snap.kv_owner[static_cast<std::size_t>(p)];
+    const int owner = local_only ? p : snap.kv_owner[static_cast<std::size_t>(p)];  // local_only: chunks stay home
     const float angle = device_angle(static_cast<float>(p) + travel, P);
     const ImVec2 at = on_circle(center, chunk_radius, angle);
     const Rgb color = device_color(owner, P);
@@ -195,8 +197,9 @@ void RingPanel::draw(Context& ctx) {
     centre_line(ctx.fonts.regular, ImGui::GetFontSize(), center.y + line * 1.2f, to_u32(colors::text_muted),
                 fmt::format("{} score entries", format_count(model.pairs_at(global))));
     centre_line(ctx.fonts.regular, ImGui::GetFontSize() * 0.9f, center.y + line * 2.3f, to_u32(colors::text_muted),
-                moves ? (last_of_pass ? "dK, dV return to their owners" : "chunks move one hop")
-                      : "each device computes on the chunk it holds");
+                local_only && P > 1 ? "local only: nothing moves"
+                : moves             ? (last_of_pass ? "dK, dV return to their owners" : "chunks move one hop")
+                                    : "each device computes on the chunk it holds");
   }
 
   // Hover: what the device or chunk holds (the simulator's ring_state).
@@ -209,7 +212,10 @@ void RingPanel::draw(Context& ctx) {
     ImGui::PopFont();
     ImGui::Text("queries: %s (%s tokens)", state.queries.describe().c_str(), format_count(state.queries.size()).c_str());
     ImGui::Text("holds the K/V chunk of device %d: %s", state.held_owner, state.held_keys.describe().c_str());
-    if (state.skipped)
+    if (state.skipped && model.schedule().local_only)
+      ImGui::TextColored(to_vec4(colors::skipped),
+                         "skipped: every step after 0 is, on every device, so no chunk moves (local only)");
+    else if (state.skipped)
       ImGui::TextColored(to_vec4(colors::skipped), "skipped: the mask leaves no pair (the chunk is still sent on)");
     else
       ImGui::Text("computes %s score entries at this step", format_count(state.pairs).c_str());

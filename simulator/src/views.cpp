@@ -217,8 +217,9 @@ std::vector<RingDeviceState> ring_state(const RingSchedule& schedule, int step) 
   std::vector<RingDeviceState> devices;
   for (const DeviceSchedule& device : schedule.devices) {
     const RingStep& s = device.steps[static_cast<std::size_t>(step)];
-    devices.push_back({device.id, device.query_positions, s.kv_owner,
-                       schedule.chunk_positions[static_cast<std::size_t>(s.kv_owner)], s.pairs, s.skipped});
+    const int held = schedule.local_only ? device.id : s.kv_owner;  // a local_only ring rotates nothing
+    devices.push_back({device.id, device.query_positions, held,
+                       schedule.chunk_positions[static_cast<std::size_t>(held)], s.pairs, s.skipped});
   }
   return devices;
 }

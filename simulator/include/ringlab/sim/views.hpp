@@ -99,7 +99,7 @@ CellState cell_state(const AttentionMap& map, const RingSchedule& schedule, std:
 struct RingDeviceState {
   int device = 0;
   PositionSet queries;      // the queries it owns
-  int held_owner = 0;       // whose K/V chunk it holds
+  int held_owner = 0;       // whose K/V chunk it holds (its own throughout a local_only ring: nothing moves)
   PositionSet held_keys;    // that chunk's positions
   std::int64_t pairs = 0;   // score entries it computes (one batch element)
   bool skipped = false;
