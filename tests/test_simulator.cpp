@@ -340,6 +340,35 @@ TEST_CASE("compute model: rows that see few keys pay the per-block overhead L0",
         Approx((64 + L0) / 64 * 4096 / (4096 + L0)).epsilon(0.01));
 }
 
+TEST_CASE("rows_meeting_keys counts the query rows that have a key in their band", "[simulator][timing]") {
+  // Brute force on every (device, chunk) pair of 97 tokens on 4 devices: exact for causal / full masks on every
+  // layout and for windows on stride-1 chunks.
+  struct Case {
+    Layout layout;
+    bool causal;
+    std::int64_t left, right;
+  };
+  for (const Case c : {Case{Layout::contiguous, true, -1, -1}, Case{Layout::zigzag, true, -1, -1},
+                       Case{Layout::striped, true, -1, -1}, Case{Layout::zigzag, false, -1, -1},
+                       Case{Layout::contiguous, false, 5, 3}, Case{Layout::zigzag, true, 7, -1}}) {
+    MaskPredicate mask;
+    mask.band = BandMask::from(c.causal, c.left, c.right);
+    for (int p = 0; p < 4; ++p)
+      for (int owner = 0; owner < 4; ++owner) {
+        const PositionSet queries = layout_positions(c.layout, 97, 4, p), keys = layout_positions(c.layout, 97, 4, owner);
+        std::int64_t expected = 0;
+        for (const std::int64_t q : queries.expand()) {
+          bool any = false;
+          for (const std::int64_t k : keys.expand()) any = any || mask.allows(q, k);
+          expected += any ? 1 : 0;
+        }
+        INFO(to_string(c.layout) << " causal " << c.causal << " window " << c.left << "," << c.right << " device " << p
+                                 << " chunk " << owner);
+        CHECK(rows_meeting_keys(queries, keys, mask) == expected);
+      }
+  }
+}
+
 TEST_CASE("device files: the overhead keys are optional and must not be negative", "[simulator][devices]") {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "ringlab_devices_test";
   std::filesystem::create_directories(dir);

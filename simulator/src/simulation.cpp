@@ -125,6 +125,12 @@ struct DeviceData {
   std::map<int, ChunkData> incoming_gradients;
 };
 
+// A mask and how many (head, pattern) pairs run it.
+struct WeightedMask {
+  MaskPredicate mask;
+  i64 heads = 0;
+};
+
 }  // namespace
 
 struct Simulation::State {
@@ -132,7 +138,7 @@ struct Simulation::State {
   AttentionConfig config;
   RingSchedule schedule;
   std::vector<HeadPlan> plans;
-  std::vector<double> row_heads;  // [device] query_row_heads
+  std::vector<WeightedMask> weighted_masks;  // the plans' distinct masks, each with its (head, pattern) count
   Network network;
   ComputeModel compute_model;
   int P = 1;
@@ -226,7 +232,13 @@ struct Simulation::State {
                                               ")");
     }
     plans = plan_heads(config);
-    for (int p = 0; p < P; ++p) row_heads.push_back(query_row_heads(p));
+    for (const HeadPlan& plan : plans)
+      for (const MaskPredicate& mask : plan.masks) {
+        auto found = std::find_if(weighted_masks.begin(), weighted_masks.end(),
+                                  [&](const WeightedMask& w) { return w.mask == mask; });
+        if (found == weighted_masks.end()) weighted_masks.push_back({mask, 1});
+        else ++found->heads;
+      }
     network = Network{P, options.devices_per_node, options.device.intra_node_link, options.device.inter_node_link};
     compute_model = ComputeModel{options.device};
     if (options.pass != Pass::backward) passes.push_back(0);
@@ -434,16 +446,23 @@ struct Simulation::State {
     }
   }
 
-  // (query row, head, pattern) triples of a device that a kernel visits when a step has pairs: every row under
-  // a dense mask, the rows a pattern selects under dilation (an upper bound for a step: rows that see no key
-  // of the held chunk cost ~nothing). The compute model charges each L₀ keys (DeviceSpec).
-  double query_row_heads(int device) const {
-    const PositionSet& rows = schedule.devices[device].query_positions;
+  // (row, head, pattern) triples that a step's kernels visit, which the compute model charges L₀ each
+  // (DeviceSpec): the forward's blocks hold query rows (rows with a key of the held chunk inside their band),
+  // the backward's hold key rows (keys of the held chunk some query of the device reaches).
+  double active_row_heads(int device, int step, int pass) const {
+    const RingStep& ring_step = schedule.at(device, step);
+    if (ring_step.skipped) return 0;
+    const PositionSet& queries = schedule.devices[device].query_positions;
+    const PositionSet& keys = schedule.chunk_positions[static_cast<std::size_t>(ring_step.kv_owner)];
     double total = 0;
-    for (const HeadPlan& plan : plans)
-      for (const MaskPredicate& mask : plan.masks)
-        total += static_cast<double>(mask.dilation ? count_selected(rows, *mask.dilation) : rows.size());
-    return total;
+    for (const WeightedMask& weighted : weighted_masks) {
+      MaskPredicate transposed = weighted.mask;  // allows (k, q) iff the mask allows (q, k)
+      transposed.band = {-weighted.mask.band.hi, -weighted.mask.band.lo};
+      const i64 rows = pass == 0 ? rows_meeting_keys(queries, keys, weighted.mask)
+                                 : rows_meeting_keys(keys, queries, transposed);
+      total += static_cast<double>(weighted.heads) * static_cast<double>(rows);
+    }
+    return std::min(total, static_cast<double>(ring_step.pairs));  // each visited row has a pair
   }
 
   std::pair<double, double> step_work(int device, int step, int pass) const {
@@ -486,8 +505,8 @@ struct Simulation::State {
     }
     const auto [flops, bytes] = step_work(p, step, pass);
     const auto pairs = static_cast<double>(schedule.at(p, step).pairs);
-    const double active = std::min(row_heads[static_cast<std::size_t>(p)], pairs);
-    const i64 duration = flops > 0 ? compute_model.time_ns(flops, bytes, pass == 1, pairs, active) : 0;
+    const i64 duration =
+        flops > 0 ? compute_model.time_ns(flops, bytes, pass == 1, pairs, active_row_heads(p, step, pass)) : 0;
     stats[p].compute_ns += duration;
     stats[p].pairs = saturating_add(stats[p].pairs, schedule.at(p, step).pairs);
     if (duration > 0) {
@@ -1127,5 +1146,29 @@ Fault parse_fault(const std::string& text) {
   }
   return fault;
 }
+
+// A key run counts as its whole span [first, last] (see simulation.hpp).
+std::int64_t rows_meeting_keys(const PositionSet& queries, const PositionSet& keys, const MaskPredicate& mask) {
+  std::vector<std::pair<i64, i64>> spans;  // query positions [a, b] that see some key run
+  for (const PositionRun& run : keys.runs) spans.push_back({run.start - mask.band.hi, run.last() - mask.band.lo});
+  std::sort(spans.begin(), spans.end());
+  std::vector<std::pair<i64, i64>> merged;
+  for (const auto& span : spans)
+    if (!merged.empty() && span.first <= merged.back().second + 1)
+      merged.back().second = std::max(merged.back().second, span.second);
+    else
+      merged.push_back(span);
+  i64 rows = 0;
+  for (const PositionRun& run : queries.runs)
+    for (const auto& [a, b] : merged) {  // indices i with a ≤ start + i·stride ≤ b
+      const i64 first = a <= run.start ? 0 : (a - run.start + run.stride - 1) / run.stride;
+      const i64 last = b >= run.last() ? run.count - 1 : (b - run.start) / run.stride - (b < run.start ? 1 : 0);
+      if (last < first) continue;
+      const PositionSet visited{{PositionRun{run.at(first), run.stride, last - first + 1}}};
+      rows += mask.dilation ? count_selected(visited, *mask.dilation) : visited.size();
+    }
+  return rows;
+}
+
 
 }  // namespace ringlab::sim

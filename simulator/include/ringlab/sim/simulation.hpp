@@ -155,4 +155,10 @@ std::int64_t flash_dense_peak_bytes(const AttentionConfig& config, std::int64_t 
 // Saturate at 2^63 − 1 (N = 2^30 dense scores exceed it); the _real variant gives the value as a double.
 double naive_dense_peak_bytes_real(const AttentionConfig& config, std::int64_t bytes_per_element);
 
+// The query rows a kernel visits for one block pair: positions of `queries` with a key of `keys` inside their
+// band (under dilation, the ones the pattern selects). The compute model charges each the per-block overhead
+// (DeviceSpec::attention_overhead_keys). Exact for band masks when every key run's stride is at most the band's
+// width (contiguous and zigzag chunks, causal striped ones); under dilation an upper bound.
+std::int64_t rows_meeting_keys(const PositionSet& queries, const PositionSet& keys, const MaskPredicate& mask);
+
 }  // namespace ringlab::sim
