@@ -402,11 +402,35 @@ struct NcclRing::Impl {
                                                 comm.options().high_priority_transfers);
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
+    if (comm.options().register_buffers) register_buffers();
     board.beat("init", 0, true);
   }
   ~Impl() {
+    // Registrations die with an aborted communicator; otherwise undo them before the buffers go.
+    if (!comm.state_->aborted)
+      for (void* handle : registrations) ncclCommDeregister(comm.state_->comm, handle);
     cudaEventDestroy(pass_start);
     cudaEventDestroy(pass_end);
+  }
+
+  // Every buffer a hop sends from or receives into, registered with NCCL (NcclOptions::register_buffers) so
+  // that its send/recv may copy straight between them instead of through its own staging buffers.
+  std::vector<void*> registrations;
+  void register_buffers() {
+    detail::RingRank& r = *rank;
+    for (const DeviceBuffer* buffer : {&r.k_home, &r.v_home, &r.k[0], &r.k[1], &r.v[0], &r.v[1], &r.dk[0], &r.dk[1],
+                                       &r.dv[0], &r.dv[1]}) {
+      if (buffer->bytes() == 0) continue;
+      void* handle = nullptr;
+      const ncclResult_t result =
+          ncclCommRegister(comm.state_->comm, buffer->data(), buffer->bytes(), &handle);
+      if (result == ncclInProgress)
+        settle(comm.state_->comm, comm.options().init_timeout_s,
+               "rank " + std::to_string(comm.rank()) + ": ncclCommRegister");
+      else
+        RINGLAB_NCCL_CHECK(result);
+      registrations.push_back(handle);
+    }
   }
 
   bool failed = false;  // fail() ran: its RingFault carries the diagnosis

@@ -67,6 +67,7 @@ struct Options {
   std::string device_preset;  // simulator preset for the predictions; default from the GPU's name
   int nccl_max_ctas = 0;
   std::string nccl_cta_policy = "default";
+  bool nccl_register = false;
   std::string transfer_priority = "high";
   std::string grad_precision = "input";  // input | fp32: the dK/dV the ring returns (gpu::GradientPrecision)
   gpu::GradientPrecision gradients() const {
@@ -379,7 +380,8 @@ void print_bench_header(const Options& options, int P) {
              "transfer stream priority {}, simulator preset {}\n",
              P, options.dtype_name, options.grad_precision == "fp32" ? "fp32" : options.dtype_name,
              gpu::describe_device(0),
-             options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default", options.nccl_cta_policy,
+             options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default",
+             options.nccl_cta_policy + (options.nccl_register ? ", buffers registered" : ""),
              options.transfer_priority,
              preset_for_device(options.device_preset));
   fmt::print("# fwd/bwd: mean of {} ring passes enqueued back to back (ms, rank 0's CUDA events); TFLOP/s per GPU counts 4·D per unmasked\n"
@@ -467,6 +469,9 @@ int main(int argc, char** argv) {
   app.add_option("--nccl-cta-policy", options.nccl_cta_policy,
                  "NCCL's CTA policy (NCCL >= 2.27): default | efficiency (fewest CTAs that perform decently) | zero")
       ->check(CLI::IsMember({"default", "efficiency", "zero"}));
+  app.add_flag("--nccl-register", options.nccl_register,
+               "register the ring's K/V and dK/dV buffers with NCCL (ncclCommRegister): zero-copy send/recv where "
+               "NCCL supports it");
   app.add_option("--nccl-max-ctas", options.nccl_max_ctas, "NCCL's maxCTAs (SMs its send/recv kernels may use); 0: NCCL's default")
       ->check(CLI::Range(0, 64));
   app.add_option("--transfer-priority", options.transfer_priority, "the NCCL stream's priority: high | normal")
@@ -500,6 +505,7 @@ int main(int argc, char** argv) {
     gpu::NcclOptions nccl;
     nccl.stall_timeout_s = options.timeout_s;
     nccl.max_ctas = options.nccl_max_ctas;
+    nccl.register_buffers = options.nccl_register;
     nccl.cta_policy = options.nccl_cta_policy == "efficiency" ? gpu::NcclOptions::CtaPolicy::efficiency
                       : options.nccl_cta_policy == "zero"     ? gpu::NcclOptions::CtaPolicy::zero
                                                               : gpu::NcclOptions::CtaPolicy::nccl_default;

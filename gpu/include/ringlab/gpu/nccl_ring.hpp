@@ -48,6 +48,9 @@ struct NcclOptions {
   // decently (efficiency), or none wherever it can (zero, NCCL ≥ 2.28).
   enum class CtaPolicy { nccl_default, efficiency, zero };
   CtaPolicy cta_policy = CtaPolicy::nccl_default;
+  // ncclCommRegister the ring's send/receive buffers (K/V, dK/dV), so that NCCL may copy between them directly
+  // (user buffer registration) instead of through its own staging buffers.
+  bool register_buffers = false;
   bool high_priority_transfers = true;  // the communication stream at the highest priority: NCCL's kernels get
                                         // SMs as soon as the attention kernel's blocks free them
 };
