@@ -407,6 +407,19 @@ TEST_CASE("ringlab simulate: report, trace, config file, faults and exit codes",
     REQUIRE(analytic.code == 0);
     CHECK(nlohmann::json::parse(read_file(report))["max_abs_error_vs_dense"].is_null());
   }
+  SECTION("--grad-precision fp32 sends the dK/dV hop home in fp32: more bytes than the default") {
+    auto sent = [&](const std::string& precision) {
+      const Result result = run_cli(concat(small, {"--mode", "analytic", "--pass", "backward", "--grad-precision",
+                                                   precision, "--report-json", report.string(), "--force"}),
+                                    temp.path);
+      REQUIRE(result.code == 0);
+      return nlohmann::json::parse(read_file(report))["devices"][0]["bytes_sent"].get<std::int64_t>();
+    };
+    CHECK(sent("fp32") > sent("input"));
+    const Result refused = run_cli(concat(small, {"--grad-precision", "bf16"}), temp.path);
+    CHECK(refused.code == 2);
+    CHECK(contains(refused.err, "--grad-precision"));
+  }
   SECTION("existing output files are not overwritten without --force") {
     const std::string before = read_file(report);
     const Result again = run_cli(concat(small, {"--report-json", report.string()}), temp.path);

@@ -80,7 +80,7 @@ struct SimulateFlags {
   std::string mode = "compute", scheme = "ring", pass = "forward", device_preset = "H100-SXM", device_file;
   CLI::Option* device_preset_option = nullptr;  // --backend gpu: was a preset chosen, or match the GPU?
   std::string overlap = "on", trace, report_json;
-  std::string backend = "cpu", dtype = "bf16";
+  std::string backend = "cpu", dtype = "bf16", grad_precision = "input";
   int iters = 10;
   const CLI::App* app = nullptr;  // the subcommand, to tell flags given from defaults
   std::vector<std::string> injections;
@@ -105,6 +105,8 @@ sim::SimulationOptions options_from(const SimulateFlags& flags) {
   options.overlap = flags.overlap == "on";
   options.bytes_per_element = flags.bytes_per_element;
   options.send_selected_rows = flags.send_selected_rows;
+  // The dK/dV hop home: in the K/V's dtype (the GPU ring's default) or fp32.
+  options.returned_gradient_bytes_per_element = flags.grad_precision == "fp32" ? 4 : 0;
   if (flags.memory_budget_gib < 0)
     throw ConfigError("--memory-budget", fmt::format("{}", flags.memory_budget_gib), "must be >= 0 GiB (0 = none)");
   if (flags.memory_budget_gib > 0)
@@ -327,6 +329,11 @@ Command add_simulate_command(CLI::App& parent) {
   app->add_option("--overlap", flags->overlap, "on: send each chunk while computing on it; off: after [on]")
       ->group(run_group);
   app->add_option("--bytes-per-element", flags->bytes_per_element, "dtype size of Q, K, V, O (bf16 = 2) [2]")
+      ->group(run_group);
+  app->add_option("--grad-precision", flags->grad_precision,
+                  "the dK, dV that come home after the last step: in the K/V's dtype (input, as the GPU ring returns "
+                  "them by default) or fp32 [input]")
+      ->check(CLI::IsMember({"input", "fp32"}))
       ->group(run_group);
   app->add_flag("--send-selected-rows", flags->send_selected_rows, "dilation: send only the K/V rows some pattern "
                                                                      "selects")->group(run_group);

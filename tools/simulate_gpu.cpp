@@ -209,7 +209,9 @@ int run(const GpuSimulateRequest& request) {
 
   // The ring first: its constructor rejects what the GPU ring does not support (ConfigError, exit 2) before
   // allocating. Its compute stream orders everything below.
-  gpu::VirtualRing ring(config, dtype);
+  const auto gradients = request.twin.returned_gradient_bytes_per_element == 4 ? gpu::GradientPrecision::fp32
+                                                                                : gpu::GradientPrecision::input;
+  gpu::VirtualRing ring(config, dtype, gradients);
   const cudaStream_t stream = ring.compute_stream();
   const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
 
