@@ -340,6 +340,34 @@ TEST_CASE("compute model: rows that see few keys pay the per-block overhead L0",
         Approx((64 + L0) / 64 * 4096 / (4096 + L0)).epsilon(0.01));
 }
 
+TEST_CASE("a LongNet pattern that never reaches the held chunk adds no overhead to the step", "[simulator][timing]") {
+  // 8192 tokens on 4 devices (chunks of 2048): the 256:1 pattern has pairs only at step 0, the 8192:32 one at
+  // every step. Adding the short pattern must not change what an off-diagonal step costs.
+  auto step_ns = [](const std::vector<DilationPattern>& patterns, Pass pass) {
+    SimulationOptions options = small_options();
+    options.mode = Mode::analytic;
+    options.pass = pass;
+    options.device = find_device(builtin_devices(), "H200");
+    options.config.seq = options.config.kv_seq = 8192;
+    options.config.heads = options.config.kv_heads = 4;
+    options.config.head_dim = 128;
+    options.config.layout = Layout::contiguous;
+    options.config.causal = true;
+    options.config.dilation = patterns;
+    Simulation simulation(options);
+    simulation.run();
+    for (const Slice& slice : simulation.slices())  // device 3's compute at step 2 (the K/V of device 1)
+      if (slice.device == 3 && slice.stream == 0 && slice.step == 2) return slice.end_ns - slice.begin_ns;
+    FAIL("no compute slice for device 3, step 2");
+    return std::int64_t{0};
+  };
+  for (const Pass pass : {Pass::forward, Pass::backward}) {
+    const std::int64_t long_only = step_ns({{8192, 32}}, pass);
+    CHECK(long_only > 0);
+    CHECK(step_ns({{256, 1}, {8192, 32}}, pass) == long_only);
+  }
+}
+
 TEST_CASE("rows_meeting_keys counts the query rows that have a key in their band", "[simulator][timing]") {
   // Brute force on every (device, chunk) pair of 97 tokens on 4 devices: exact for causal / full masks on every
   // layout and for windows on stride-1 chunks.

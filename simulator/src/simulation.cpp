@@ -456,13 +456,17 @@ struct Simulation::State {
     const PositionSet& keys = schedule.chunk_positions[static_cast<std::size_t>(ring_step.kv_owner)];
     double total = 0;
     for (const WeightedMask& weighted : weighted_masks) {
+      // A pattern whose segments never reach the held chunk launches blocks that return at once: no charge
+      // (rows_meeting_keys alone would count every row the pattern selects).
+      const i64 pairs = count_allowed_pairs(queries, keys, weighted.mask);
+      if (pairs == 0) continue;
       MaskPredicate transposed = weighted.mask;  // allows (k, q) iff the mask allows (q, k)
       transposed.band = {-weighted.mask.band.hi, -weighted.mask.band.lo};
       const i64 rows = pass == 0 ? rows_meeting_keys(queries, keys, weighted.mask)
                                  : rows_meeting_keys(keys, queries, transposed);
-      total += static_cast<double>(weighted.heads) * static_cast<double>(rows);
+      total += static_cast<double>(weighted.heads) * static_cast<double>(std::min(rows, pairs));  // a row has a pair
     }
-    return std::min(total, static_cast<double>(ring_step.pairs));  // each visited row has a pair
+    return total;
   }
 
   std::pair<double, double> step_work(int device, int step, int pass) const {
@@ -999,8 +1003,20 @@ struct Simulation::State {
       events.pop();
       process(event);
     }
-    if (!finished && events.empty())
-      throw FaultDetected("deadlock: no device can make progress and nothing is in flight", 0, 0);
+    if (!finished && events.empty()) {
+      // Nothing in flight and someone unfinished: name the devices that are dead or stuck (a killed device of a
+      // local_only ring sends nothing, so no timeout fires for it: this is where it is noticed).
+      std::string stuck;
+      int first = -1, first_step = 0;
+      for (int p = 0; p < P; ++p) {
+        if (runs[p].finished) continue;
+        stuck += (stuck.empty() ? "" : ", ") + std::string("device ") + std::to_string(p) + " (" +
+                 (runs[p].dead ? "dead" : "waiting") + " at step " + std::to_string(runs[p].step + 1) + ")";
+        if (first < 0) first = p, first_step = runs[p].step + 1;
+      }
+      throw FaultDetected("deadlock: no device can make progress and nothing is in flight; unfinished: " + stuck,
+                          std::max(first, 0), first_step);
+    }
     if (finished) {  // drain what remains (timeouts that no longer apply)
       while (!events.empty()) events.pop();
     }
