@@ -212,7 +212,7 @@ void RingPanel::draw(Context& ctx) {
     ImGui::PopFont();
     ImGui::Text("queries: %s (%s tokens)", state.queries.describe().c_str(), format_count(state.queries.size()).c_str());
     ImGui::Text("holds the K/V chunk of device %d: %s", state.held_owner, state.held_keys.describe().c_str());
-    if (state.skipped && model.schedule().local_only)
+    if (state.skipped && model.schedule().local_only && snap.step > 0)
       ImGui::TextColored(to_vec4(colors::skipped),
                          "skipped: every step after 0 is, on every device, so no chunk moves (local only)");
     else if (state.skipped)

@@ -84,7 +84,8 @@ std::optional<int> launcher_int(std::initializer_list<const char*> names) {
 // half second while rank R's host thread waits on the ring, and at every finished step.
 class ProgressBoard {
  public:
-  ProgressBoard(std::string dir, int rank, int size) : dir_(std::move(dir)), rank_(rank), size_(size) {
+  ProgressBoard(std::string dir, int rank, int size)
+      : dir_(std::move(dir)), rank_(rank), size_(size), started_(unix_seconds()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     host_ = host;
@@ -107,8 +108,12 @@ class ProgressBoard {
     std::rename((path + ".tmp").c_str(), path.c_str());
   }
 
-  // The pass a rank beats after it diagnosed a fault and aborted: "aborted:forward".
-  static inline const std::string kAborted = "aborted:";
+  // The pass a rank beats when it aborts: "aborted:forward" after a fault of another rank (a stall, a peer's
+  // NCCL error, a thread of its process), "failed:forward" after an error of its own (a CUDA error, a failed
+  // call while enqueueing) — then it may well be the cause.
+  static inline const std::string kAborted = "aborted:", kFailed = "failed:";
+  // A heartbeat older than this before this rank started is a file left by an earlier run in a reused directory.
+  static constexpr double kStaleSeconds = 600;
 
   // What the board says about every other rank, one line each.
   std::string peers() const {
@@ -127,8 +132,13 @@ class ProgressBoard {
       }
       const double age = unix_seconds() - at;
       text << "  rank " << r << ": ";
-      if (pass.rfind(kAborted, 0) == 0)  // it diagnosed a fault itself: a consequence, not the cause
+      if (at < started_ - kStaleSeconds)
+        text << "no heartbeat from this run (" << dir_ << "/rank-" << r << " is " << static_cast<int>(age)
+             << " s old: an earlier run's)\n";
+      else if (pass.rfind(kAborted, 0) == 0)  // it saw another rank's fault: a consequence, not the cause
         text << "aborted after a fault it saw at " << pass.substr(kAborted.size()) << " step " << step << "\n";
+      else if (pass.rfind(kFailed, 0) == 0)
+        text << "FAILED with an error of its own at " << pass.substr(kFailed.size()) << " step " << step << "\n";
       else if (host == host_ && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
         text << "EXITED (pid " << pid << " is gone); last seen at " << pass << " step " << step << "\n";
       else if (age > 2.0)
@@ -146,6 +156,7 @@ class ProgressBoard {
   }
   std::string dir_, host_;
   int rank_, size_;
+  double started_;  // unix seconds when this rank's board was made
   Clock::time_point last_beat_{};
 };
 
@@ -402,15 +413,34 @@ struct NcclRing::Impl {
                                                 comm.options().high_priority_transfers);
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
-    if (comm.options().register_buffers) register_buffers();
+    try {
+      if (comm.options().register_buffers) register_buffers();
+    } catch (...) {  // no destructor runs for a half-made Impl: undo what was registered, free the events
+      deregister_buffers();
+      cudaEventDestroy(pass_start);
+      cudaEventDestroy(pass_end);
+      throw;
+    }
     board.beat("init", 0, true);
   }
   ~Impl() {
-    // Registrations die with an aborted communicator; otherwise undo them before the buffers go.
-    if (!comm.state_->aborted)
-      for (void* handle : registrations) ncclCommDeregister(comm.state_->comm, handle);
+    deregister_buffers();
     cudaEventDestroy(pass_start);
     cudaEventDestroy(pass_end);
+  }
+
+  // Before the buffers go (registrations die with an aborted communicator). Never throws: a destructor calls it.
+  void deregister_buffers() noexcept {
+    if (!comm.state_->aborted)
+      for (void* handle : registrations) {
+        if (ncclCommDeregister(comm.state_->comm, handle) != ncclInProgress) continue;
+        try {
+          settle(comm.state_->comm, comm.options().init_timeout_s, "ncclCommDeregister");
+        } catch (...) {  // the communicator is broken; its destruction or abort releases the rest
+          break;
+        }
+      }
+    registrations.clear();
   }
 
   // Every buffer a hop sends from or receives into, registered with NCCL (NcclOptions::register_buffers) so
@@ -435,9 +465,10 @@ struct NcclRing::Impl {
 
   bool failed = false;  // fail() ran: its RingFault carries the diagnosis
 
-  [[noreturn]] void fail(const std::string& pass, int step, const std::string& why) {
+  // `peer_fault`: the fault is another rank's (this rank only noticed it), so peers list this one as a follower.
+  [[noreturn]] void fail(const std::string& pass, int step, const std::string& why, bool peer_fault) {
     failed = true;
-    board.beat(ProgressBoard::kAborted + pass, step, true);  // peers report this rank as a follower, not the cause
+    board.beat((peer_fault ? ProgressBoard::kAborted : ProgressBoard::kFailed) + pass, step, true);
     comm.abort();
     throw RingFault("rank " + std::to_string(comm.rank()) + " (GPU " + std::to_string(comm.device()) + "): " + why +
                     " at " + pass + " step " + std::to_string(step) + " of " + std::to_string(comm.size()) +
@@ -454,22 +485,24 @@ struct NcclRing::Impl {
     for (;;) {
       const cudaError_t done = cudaEventQuery(until);
       if (done == cudaSuccess) return;
-      if (done != cudaErrorNotReady) fail(pass, static_cast<int>(finished), std::string("CUDA error ") + cudaGetErrorString(done));
+      if (done != cudaErrorNotReady)
+        fail(pass, static_cast<int>(finished), std::string("CUDA error ") + cudaGetErrorString(done), false);
       while (finished < rank->step_done.size() && cudaEventQuery(rank->step_done[finished]) == cudaSuccess) {
         ++finished;
         last_progress = Clock::now();
       }
       board.beat(pass, static_cast<int>(finished));
-      if (comm.state_->abort_requested) fail(pass, static_cast<int>(finished), "another rank of this process failed");
+      if (comm.state_->abort_requested)
+        fail(pass, static_cast<int>(finished), "another rank of this process failed", true);
       ncclResult_t state = ncclSuccess;
       ncclCommGetAsyncError(comm.state_->comm, &state);
       if (state != ncclSuccess && state != ncclInProgress)
-        fail(pass, static_cast<int>(finished), std::string("NCCL error: ") + ncclGetErrorString(state));
+        fail(pass, static_cast<int>(finished), std::string("NCCL error: ") + ncclGetErrorString(state), true);
       if (seconds_since(last_progress) > timeout)
         fail(pass, static_cast<int>(finished),
              "no progress for " + std::to_string(static_cast<int>(timeout)) + " s (waiting on rank " +
                  std::to_string((comm.rank() + comm.size() - 1) % comm.size()) + " → " + std::to_string(comm.rank()) +
-                 " → " + std::to_string((comm.rank() + 1) % comm.size()) + ")");
+                 " → " + std::to_string((comm.rank() + 1) % comm.size()) + ")", true);
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
@@ -518,7 +551,7 @@ struct NcclRing::Impl {
       if (failed) throw;  // fail() aborted and diagnosed already
       // A CUDA or NCCL call failed, or timed out, while enqueueing (e.g. a peer that never connects): abort
       // and say where, with the other ranks' heartbeats.
-      fail(pass, static_cast<int>(finished), error.what());
+      fail(pass, static_cast<int>(finished), error.what(), false);
     }
     board.beat(pass + "-done", static_cast<int>(rank->step_done.size()));
     float ms = 0;

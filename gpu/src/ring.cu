@@ -445,7 +445,9 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
       if (s == complete_after && rounded_return && options.compute) {
         // The chunk's total is complete: add the last share, apply 1/k and round, into the free K/V buffer
-        // (local: straight into home accumulator 1).
+        // (local: straight into home accumulator 1). k/v[P mod 2] is free here: step P − 1 holds buffer
+        // (P − 1) mod 2, and the last send from P mod 2 (round P − 2) is covered by kv_arrived, which this
+        // stream waited for — the transport's arrival event covers a rank's sends as well as its receives.
         const float* k_share = compute && s > 0 ? dk_into : nullptr;
         const float* v_share = compute && s > 0 ? dv_into : nullptr;
         void* k_rounded = local ? r.dk[1].data() : r.k[P % 2].data();
