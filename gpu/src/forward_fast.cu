@@ -93,12 +93,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
 
     // S = Q·K_jᵀ: this warp's [16·MT × BN] slice.
     float s[MT][NT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[mt][nt][e] = 0.0f;
+    zero(s);
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       std::uint32_t a[MT][4];

@@ -1,5 +1,7 @@
 #include "ringlab/dilation.hpp"
 
+#include <algorithm>
+
 namespace ringlab {
 
 std::int64_t pattern_offset(OffsetRule rule, std::int64_t head, std::int64_t heads, std::int64_t rate) {
@@ -45,6 +47,19 @@ std::vector<HeadPlan> plan_heads(const AttentionConfig& config) {
     }
   }
   return plans;
+}
+
+std::vector<WeightedMask> distinct_masks(const std::vector<HeadPlan>& plans) {
+  std::vector<WeightedMask> distinct;
+  for (const HeadPlan& plan : plans)
+    for (const MaskPredicate& mask : plan.masks) {
+      auto found = std::find_if(distinct.begin(), distinct.end(), [&](const WeightedMask& w) { return w.mask == mask; });
+      if (found == distinct.end())
+        distinct.push_back({mask, 1});
+      else
+        ++found->heads;
+    }
+  return distinct;
 }
 
 }  // namespace ringlab

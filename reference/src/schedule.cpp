@@ -9,25 +9,6 @@
 namespace ringlab {
 namespace {
 
-// Heads that share a mask do the same work, so each distinct mask is counted once and weighted.
-struct WeightedMask {
-  MaskPredicate mask;
-  std::int64_t heads = 0;
-};
-
-std::vector<WeightedMask> distinct_masks(const std::vector<HeadPlan>& plans) {
-  std::vector<WeightedMask> distinct;
-  for (const auto& plan : plans)
-    for (const auto& mask : plan.masks) {
-      auto found = std::find_if(distinct.begin(), distinct.end(), [&](const auto& w) { return w.mask == mask; });
-      if (found == distinct.end())
-        distinct.push_back({mask, 1});
-      else
-        ++found->heads;
-    }
-  return distinct;
-}
-
 // Rows of `chunk` that at least one of the (w, r, o) selections picks (one pass over the chunk).
 std::int64_t selected_rows(const PositionSet& chunk, const std::vector<DilationSelect>& selections) {
   if (selections.empty()) return chunk.size();

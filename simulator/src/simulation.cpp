@@ -125,12 +125,6 @@ struct DeviceData {
   std::map<int, ChunkData> incoming_gradients;
 };
 
-// A mask and how many (head, pattern) pairs run it.
-struct WeightedMask {
-  MaskPredicate mask;
-  i64 heads = 0;
-};
-
 }  // namespace
 
 struct Simulation::State {
@@ -232,13 +226,7 @@ struct Simulation::State {
                                               ")");
     }
     plans = plan_heads(config);
-    for (const HeadPlan& plan : plans)
-      for (const MaskPredicate& mask : plan.masks) {
-        auto found = std::find_if(weighted_masks.begin(), weighted_masks.end(),
-                                  [&](const WeightedMask& w) { return w.mask == mask; });
-        if (found == weighted_masks.end()) weighted_masks.push_back({mask, 1});
-        else ++found->heads;
-      }
+    weighted_masks = distinct_masks(plans);
     network = Network{P, options.devices_per_node, options.device.intra_node_link, options.device.inter_node_link};
     compute_model = ComputeModel{options.device};
     if (options.pass != Pass::backward) passes.push_back(0);

@@ -15,29 +15,12 @@ using i64 = std::int64_t;
 i64 floor_div(i64 a, i64 b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 i64 ceil_div(i64 a, i64 b) { return -floor_div(-a, b); }
 
-// The distinct masks the heads run, each with the number of (head, pattern) runs that use it: a pair
-// allowed by a mask of weight w counts w times in the schedule's `pairs`.
-struct WeightedMask {
-  MaskPredicate mask;
-  i64 weight = 0;
-};
-std::vector<WeightedMask> weighted_masks(const AttentionConfig& config) {
-  std::vector<WeightedMask> masks;
-  for (const HeadPlan& plan : plan_heads(config))
-    for (const MaskPredicate& mask : plan.masks) {
-      auto it = std::find_if(masks.begin(), masks.end(), [&](const WeightedMask& m) { return m.mask == mask; });
-      if (it == masks.end())
-        masks.push_back({mask, 1});
-      else
-        ++it->weight;
-    }
-  return masks;
-}
-
+// A pair allowed by a mask that w (head, pattern) runs use counts w times in the schedule's `pairs`
+// (distinct_masks).
 i64 weighted_pairs(const PositionSet& queries, const PositionSet& keys, const std::vector<WeightedMask>& masks) {
   if (queries.empty() || keys.empty()) return 0;
   i64 total = 0;
-  for (const WeightedMask& m : masks) total += m.weight * count_allowed_pairs(queries, keys, m.mask);
+  for (const WeightedMask& m : masks) total += m.heads * count_allowed_pairs(queries, keys, m.mask);
   return total;
 }
 
@@ -121,7 +104,7 @@ AttentionMap attention_map(const AttentionConfig& config, const RingSchedule& sc
                            int target_bins) {
   const int P = schedule.ring_size;
   const i64 n = config.seq;
-  const auto masks = weighted_masks(config);
+  const auto masks = distinct_masks(plan_heads(config));
   std::vector<PositionSet> query_sets, key_sets = schedule.chunk_positions;
   for (const DeviceSchedule& device : schedule.devices) query_sets.push_back(device.query_positions);
   const bool replicated = schedule.q_replicated;

@@ -313,8 +313,9 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
   const int P = comm.size();
   // 4·D FLOPs per unmasked score entry (the schedule's pairs, over heads and patterns): 4·N²·D·H unmasked,
   // about half of that causal, only the selected pairs under dilation.
+  const RingSchedule schedule = make_ring_schedule(c);
   const double flops = 4.0 * c.batch * c.head_dim *
-                       static_cast<double>(make_ring_schedule(c, ScheduleOptions{}).total_pairs());
+                       static_cast<double>(schedule.total_pairs());
   const WholeInputs in(c, options.dtype, options.seed);
   {
     // The single-GPU kernel on the whole problem (every rank measures it on its own GPU at the same time).
@@ -349,7 +350,7 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
     row.ring_bytes = ring.bytes_per_device();
     row.kv_bytes_per_hop = 2.0 * c.batch * static_cast<double>(ring.positions().size()) * c.kv_heads * c.head_dim *
                            gpu::size_of(options.dtype);
-    if (make_ring_schedule(c).local_only) row.kv_bytes_per_hop = 0;  // nothing travels: no link figure
+    if (schedule.local_only) row.kv_bytes_per_hop = 0;  // nothing travels: no link figure
   }
   row.tflops_fwd = flops / P / (row.fwd_ms * 1e-3) / 1e12;
   row.tflops_bwd = 2.5 * flops / P / (row.bwd_ms * 1e-3) / 1e12;

@@ -29,4 +29,12 @@ int head_group(std::int64_t head, std::int64_t heads, int group_count);
 // One plan per head, for a validated config.
 std::vector<HeadPlan> plan_heads(const AttentionConfig& config);
 
+// A distinct mask of the plans and how many (head, pattern) runs use it: heads that share a mask do the same
+// work, so counts (pairs, rows) are taken once per mask and weighted.
+struct WeightedMask {
+  MaskPredicate mask;
+  std::int64_t heads = 0;
+};
+std::vector<WeightedMask> distinct_masks(const std::vector<HeadPlan>& plans);
+
 }  // namespace ringlab
