@@ -41,6 +41,35 @@
 
 using namespace ringlab;
 
+namespace ringlab::testing {
+std::vector<std::int64_t> run_warp_search_cases(const std::vector<std::int64_t>& cases);  // gpu_search_cases.cu
+std::int64_t serial_search_case(std::int64_t lo, std::int64_t hi, std::int64_t threshold);
+std::string check_row_arithmetic();
+}  // namespace ringlab::testing
+
+// Host code (runs without a GPU too): the integer helpers the kernels' plans are built from.
+TEST_CASE("The kernels' row arithmetic equals 64-bit arithmetic and brute force", "[gpu]") {
+  REQUIRE(testing::check_row_arithmetic() == "");
+}
+
+// The kernels' plans find their tile ranges with WarpSearch (32 probes per round); a range one tile too
+// narrow would drop keys, one too wide would only cost time, which the attention tests cannot see.
+TEST_CASE("WarpSearch finds what SerialSearch finds, on every lane", "[gpu]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  std::vector<std::int64_t> cases;
+  for (std::int64_t lo : {0, 5, 1000})
+    for (std::int64_t length : {0, 1, 2, 31, 32, 33, 63, 64, 65, 97, 1000, 1024, 1025, 4099, 40000, 1 << 20})
+      for (std::int64_t threshold : {lo - 3, lo, lo + 1, lo + length / 3, lo + length / 2, lo + length - 1,
+                                     lo + length, lo + length + 7, lo + 31, lo + 32, lo + 33, lo + 1023})
+        cases.insert(cases.end(), {lo, lo + length, threshold});
+  const std::vector<std::int64_t> answers = testing::run_warp_search_cases(cases);
+  for (std::size_t i = 0; i < cases.size() / 3; ++i) {
+    const std::int64_t expected = testing::serial_search_case(cases[3 * i], cases[3 * i + 1], cases[3 * i + 2]);
+    INFO("lo " << cases[3 * i] << ", hi " << cases[3 * i + 1] << ", holds from " << cases[3 * i + 2]);
+    for (int lane = 0; lane < 32; ++lane) REQUIRE(answers[32 * i + lane] == expected);
+  }
+}
+
 TEST_CASE("gpu::lse_merge equals reference::lse_merge", "[gpu]") {
   if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
   INFO("device: " << gpu::describe_device());

@@ -40,13 +40,25 @@ struct RowMap {
   }
 };
 
-__host__ __device__ inline i64 positive_mod(i64 a, i64 m) { return ((a % m) + m) % m; }
+// a / b and a mod b for a ≥ 0 and b > 0, in 32-bit arithmetic when both fit: a 64-bit division is a long
+// software routine on the GPU, and a dilated block's plan did about twenty of them (head_view, segment_span)
+// before the block could start (4.4 µs of a 43 µs block on an H100: bench/gpu/profile_blocks.py).
+__host__ __device__ inline i64 divide_nonnegative(i64 a, i64 b) {
+  if (((a | b) >> 31) == 0) return static_cast<unsigned>(a) / static_cast<unsigned>(b);
+  return a / b;
+}
+__host__ __device__ inline i64 mod_nonnegative(i64 a, i64 b) { return a - divide_nonnegative(a, b) * b; }
+
+// a mod m in [0, m), for any a and m > 0.
+__host__ __device__ inline i64 positive_mod(i64 a, i64 m) {
+  return a >= 0 ? mod_nonnegative(a, m) : m - 1 - mod_nonnegative(-(a + 1), m);
+}
 
 // x with a·x ≡ gcd(a, m) (mod m), by the extended Euclidean algorithm; also returns the gcd.
 __host__ __device__ inline i64 inverse_mod(i64 a, i64 m, i64& gcd) {
   i64 old_r = positive_mod(a, m), r = m, old_x = 1, x = 0;
   while (r != 0) {
-    const i64 q = old_r / r;
+    const i64 q = divide_nonnegative(old_r, r);  // both ≥ 0
     const i64 next_r = old_r - q * r;
     old_r = r;
     r = next_r;
@@ -69,12 +81,15 @@ __host__ __device__ inline RowRun restrict_to_residue(const RowRun& run, i64 res
   i64 g = 1;
   const i64 inverse = inverse_mod(step, modulus, g);
   const i64 need = positive_mod(residue - run.first_position, modulus);
-  if (need % g != 0) return none;
-  const i64 period = modulus / g;
-  const i64 first = period == 1 ? 0 : ((need / g) % period) * (inverse % period) % period;
+  if (mod_nonnegative(need, g) != 0) return none;
+  const i64 period = divide_nonnegative(modulus, g);
+  const i64 first = period == 1 ? 0
+                                : mod_nonnegative(mod_nonnegative(divide_nonnegative(need, g), period) *
+                                                      mod_nonnegative(inverse, period),
+                                                  period);
   if (first >= run.count) return none;
   RowRun selected;
-  selected.count = (run.count - 1 - first) / period + 1;
+  selected.count = divide_nonnegative(run.count - 1 - first, period) + 1;
   selected.first_row = run.first_row + first * run.row_step;
   selected.row_step = run.row_step * period;
   selected.first_position = run.first_position + first * run.position_step;
@@ -113,6 +128,8 @@ struct AttentionParams {
   float scale_log2 = 1.0f;  // τ·log2(e): the kernels use exp2
   int dilation_count = 0;   // 0, 1 (every head) or H
   CompactSelect dilation[kMaxDilationHeads];
+  // Profiling only (launch.cuh, RINGLAB_KERNEL_TIMELINE): where the Hopper kernels record each block's phases.
+  unsigned long long* timeline = nullptr;
 };
 
 // What one (batch, head) block sees: its rows on each side after dilation, and how to test a pair.
@@ -178,7 +195,7 @@ __host__ __device__ inline SegmentSpan segment_span(const HeadView& view, i64 lo
   SegmentSpan span;
   if (!view.dilated) return span;
   const i64 w = view.select.segment_length;
-  const i64 first = lo / w, last = hi / w;
+  const i64 first = divide_nonnegative(lo, w), last = divide_nonnegative(hi, w);  // positions ≥ 0 under dilation
   span.begin = first * w;
   span.end = (last + 1) * w;
   span.single = first == last;
@@ -226,13 +243,55 @@ __host__ __device__ inline void tile_positions(const RowMap& map, i64 tile, int 
   last = map.position(end - 1);
 }
 
+// The first t in [lo, hi) where `holds(t)`, or hi if none, for a predicate that is false on a prefix of the
+// range and true on the rest. Two ways to find it, with the same answer:
+//   SerialSearch: binary search by one thread (the teaching kernels, the host);
+//   WarpSearch:   the 32 lanes of a warp test 32 evenly spaced tiles at once and keep the interval where the
+//                 predicate turns true: one round for up to 32 tiles, two for 1024. A block's plan waited
+//                 2.4–4.5 µs for one thread's binary searches (bench/gpu/profile_blocks.py, H100), a tenth of
+//                 a dilated block's work. Every lane must call it with the same arguments; all get the answer.
+struct SerialSearch {
+  template <class Holds>
+  __host__ __device__ i64 operator()(i64 lo, i64 hi, Holds holds) const {
+    while (lo < hi) {
+      const i64 mid = (lo + hi) / 2;
+      if (holds(mid)) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  }
+};
+struct WarpSearch {
+  template <class Holds>
+  __device__ i64 operator()(i64 lo, i64 hi, Holds holds) const {
+#if defined(__CUDA_ARCH__)
+    const int lane = static_cast<int>(threadIdx.x % 32);
+    while (lo < hi) {  // the answer is in [lo, hi]
+      const i64 step = (hi - lo + 31) / 32;
+      const i64 probe = lo + lane * step;
+      const unsigned found = __ballot_sync(0xffffffffu, probe >= hi || holds(probe));
+      if (found == 0) {  // every probe is below hi and false
+        lo += 31 * step + 1;
+        continue;
+      }
+      const int first = __ffs(found) - 1;  // the first probe that holds (or reached hi)
+      if (first == 0) return lo;
+      const i64 first_holding = lo + first * step;
+      lo += (first - 1) * step + 1;  // the probe before it did not hold
+      hi = first_holding < hi ? first_holding : hi;
+    }
+#endif
+    return lo;
+  }
+};
+
 // The tiles of `other` (size `size`) that may hold an allowed pair with the fixed tile at positions
 // [lo_position, hi_position] (segment span `span`): [begin, end). Positions increase with the row index on
 // both sides, so the tiles excluded for being too early and those excluded for being too late are a prefix
-// and a suffix: two binary searches. `fixed_is_query` says which side the fixed tile is on.
+// and a suffix: two searches. `fixed_is_query` says which side the fixed tile is on.
+template <class Search = SerialSearch>
 __host__ __device__ inline void visible_tiles(const HeadView& view, const SegmentSpan& span, const RowMap& other,
                                               int size, bool fixed_is_query, i64 lo_position, i64 hi_position,
-                                              i64& begin, i64& end) {
+                                              i64& begin, i64& end, Search search = {}) {
   const i64 tiles = (other.rows + size - 1) / size;
   auto too_early = [&](i64 t) {  // every pair is excluded because tile t's positions are too small
     i64 first, last;
@@ -248,28 +307,19 @@ __host__ __device__ inline void visible_tiles(const HeadView& view, const Segmen
     return fixed_is_query ? first - hi_position > view.band_hi   // keys: k_min − q_max > hi
                           : hi_position - first < view.band_lo;  // queries: k_max − q_min < lo
   };
-  i64 lo = 0, hi = tiles;  // first tile that is not too early
-  while (lo < hi) {
-    const i64 mid = (lo + hi) / 2;
-    if (too_early(mid)) lo = mid + 1; else hi = mid;
-  }
-  begin = lo;
-  hi = tiles;  // first tile (from begin) that is too late
-  while (lo < hi) {
-    const i64 mid = (lo + hi) / 2;
-    if (too_late(mid)) hi = mid; else lo = mid + 1;
-  }
-  end = lo;
+  begin = search(0, tiles, [&](i64 t) { return !too_early(t); });
+  end = search(begin, tiles, too_late);
 }
 
 // Among tiles [begin, end) of `other`, the range [full_begin, full_end) that classify() calls full: inside
 // the fixed tile's one segment (strided dilation) or any (no dilation), with the band allowing every pair.
 // Both conditions fail at a prefix and a suffix of the tiles (positions increase), so the kernels find the
-// range once per block by two binary searches instead of classifying every tile. A tile with rows past
-// the block is never full; the kernels check that themselves.
+// range once per block by two searches instead of classifying every tile. A tile with rows past the block
+// is never full; the kernels check that themselves.
+template <class Search = SerialSearch>
 __host__ __device__ inline void full_tiles(const HeadView& view, const SegmentSpan& span, const RowMap& other, int size,
                                            bool fixed_is_query, i64 lo_position, i64 hi_position, i64 begin, i64 end,
-                                           i64& full_begin, i64& full_end) {
+                                           i64& full_begin, i64& full_end, Search search = {}) {
   full_begin = full_end = begin;
   if (view.dilated && !(view.strided && span.single)) return;  // the per-element predicate is always needed
   auto too_early = [&](i64 t) {
@@ -286,18 +336,8 @@ __host__ __device__ inline void full_tiles(const HeadView& view, const SegmentSp
     return fixed_is_query ? last - lo_position > view.band_hi    // keys: k_max − q_min > hi
                           : lo_position - last < view.band_lo;   // queries: k_min − q_max < lo
   };
-  i64 lo = begin, hi = end;
-  while (lo < hi) {
-    const i64 mid = (lo + hi) / 2;
-    if (too_early(mid)) lo = mid + 1; else hi = mid;
-  }
-  full_begin = lo;
-  hi = end;
-  while (lo < hi) {
-    const i64 mid = (lo + hi) / 2;
-    if (too_late(mid)) hi = mid; else lo = mid + 1;
-  }
-  full_end = lo;
+  full_begin = search(begin, end, [&](i64 t) { return !too_early(t); });
+  full_end = search(full_begin, end, too_late);
 }
 
 // Per-block constants of the tensor-core kernels: the head's view, the tile the block keeps fixed (its rows,
@@ -321,25 +361,36 @@ struct alignas(16) SharedBlockPlan {
   __device__ BlockPlan& get() { return *reinterpret_cast<BlockPlan*>(bytes); }
 };
 
-// Fills `plan` for the block with fixed tile `tile` (size `size`) on the query side (forward) or the key
-// side (backward), head h, batch b. fixed_begin ≥ the side's rows means the block has nothing to do.
-__device__ inline void make_plan(BlockPlan& plan, const AttentionParams& p, i64 b, i64 h, i64 tile, int size,
-                                 int other_size, bool fixed_is_query) {
+// The plan for the block with fixed tile `tile` (size `size`) on the query side (forward) or the key side
+// (backward), head h, batch b. fixed_begin ≥ the side's rows means the block has nothing to do.
+// Called by the 32 lanes of one warp (WarpSearch); the kernels let lane 0 publish it in shared memory.
+__device__ inline BlockPlan make_plan(const AttentionParams& p, i64 b, i64 h, i64 tile, int size, int other_size,
+                                      bool fixed_is_query) {
+  BlockPlan plan;
   plan.view = head_view(p, h);
   const RowMap& fixed = fixed_is_query ? plan.view.q : plan.view.k;
   const RowMap& other = fixed_is_query ? plan.view.k : plan.view.q;
   plan.q_offset = (b * p.rows_q * p.heads + h) * p.head_dim;
   plan.kv_offset = (b * p.rows_k * p.kv_heads + h * p.kv_heads / p.heads) * p.head_dim;
   plan.fixed_begin = tile * size;
-  if (plan.fixed_begin >= fixed.rows) return;
+  if (plan.fixed_begin >= fixed.rows) return plan;
   plan.fixed_end = plan.fixed_begin + size < fixed.rows ? plan.fixed_begin + size : fixed.rows;
   plan.fixed_min = fixed.position(plan.fixed_begin);
   plan.fixed_max = fixed.position(plan.fixed_end - 1);
   plan.span = segment_span(plan.view, plan.fixed_min, plan.fixed_max);
   visible_tiles(plan.view, plan.span, other, other_size, fixed_is_query, plan.fixed_min, plan.fixed_max,
-                plan.visit_begin, plan.visit_end);
+                plan.visit_begin, plan.visit_end, WarpSearch{});
   full_tiles(plan.view, plan.span, other, other_size, fixed_is_query, plan.fixed_min, plan.fixed_max,
-             plan.visit_begin, plan.visit_end, plan.full_begin, plan.full_end);
+             plan.visit_begin, plan.visit_end, plan.full_begin, plan.full_end, WarpSearch{});
+  return plan;
+}
+
+// Warp 0 of the block computes the plan; lane 0 stores it in shared memory (published by the caller's barrier).
+__device__ inline void publish_plan(SharedBlockPlan& storage, const AttentionParams& p, i64 b, i64 h, i64 tile,
+                                    int size, int other_size, bool fixed_is_query) {
+  if (threadIdx.x >= 32) return;
+  const BlockPlan plan = make_plan(p, b, h, tile, size, other_size, fixed_is_query);
+  if (threadIdx.x == 0) storage.get() = plan;
 }
 
 }  // namespace ringlab::gpu::detail

@@ -116,7 +116,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   __shared__ SharedBlockPlan plan_storage;
   __shared__ BackwardBarriers barriers;
   if (threadIdx.x == 0) {
-    make_plan(plan_storage.get(), p, b, h, blockIdx.x, BN, BM, /*fixed_is_query=*/false);
+    record(p, kStarted, global_time_ns());
+    record(p, kSm, sm_id());
+  }
+  publish_plan(plan_storage, p, b, h, blockIdx.x, BN, BM, /*fixed_is_query=*/false);
+  if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.kv_full), 128);
     for (int stage = 0; stage < 2; ++stage) {
       ptx::mbarrier_init(ptx::shared_address(&barriers.q_full[stage]), 128);  // the producer's 128 threads
@@ -124,6 +128,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     }
   }
   __syncthreads();
+  if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.k.rows || plan.visit_begin >= plan.visit_end) return;  // nothing to add
@@ -175,6 +180,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   const int consumer_thread = tid % 128;
   const int warp_row = warp * 16;  // consumer·64 + (warp mod 4)·16: this warp's keys in the block
   const int g = lane / 4, c = lane % 4;
+  const bool recorder = tid == 0;  // the thread that records the block's phases when profiling
+  if (recorder) record(p, kTiles, tiles);
 
   // Descriptors (wgmma.cuh). K-major: K/V rows of this consumer as A, Q/dO tiles as B of Sᵀ and dPᵀ.
   // MN-major: dO/Q as B of the dV/dK products (the sum runs over queries, D contiguous); dSᵀ as A and K as B
@@ -199,6 +206,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc_dv[dt][e] = acc_dk[dt][e] = 0.0f;
   ptx::mbarrier_wait(ptx::shared_address(&barriers.kv_full), 0);
+  if (recorder) record(p, kLanded, global_time_ns());
   for (int t = 0; t < tiles; ++t) {
     const int i = i_begin + t, stage = t & 1;
     const std::uint32_t q_tile = sQ + stage * Traits::kTileBytesQ, do_tile = sdO + stage * Traits::kTileBytesQ;
@@ -336,10 +344,12 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     }
   }
   if (issues_dq) ptx::bulk_wait();
+  if (recorder) record(p, kLooped, global_time_ns());
 
   // dK, dV of these keys: added into the fp32 accumulators.
   add_key_gradients(reinterpret_cast<const float(&)[1][DT][4]>(acc_dk), reinterpret_cast<const float(&)[1][DT][4]>(acc_dv),
                     p, view.k, plan.kv_offset, k_begin + warp_row, plan.fixed_end, 0, lane);
+  if (recorder) record(p, kEnded, global_time_ns());
 #endif
 }
 
@@ -349,7 +359,7 @@ template <class Element, int HeadDim>
 void launch_hopper_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream) {
   using Traits = HopperBackwardTraits<Element, HeadDim>;
   launch_per_tile(hopper_backward<Traits>, rows_k, Traits::kBlockN, Traits::kThreads, Traits::kSharedBytes, params,
-                  stream);
+                  stream, "hopper_backward");
 }
 
 template void launch_hopper_backward<__nv_bfloat16, 64>(const AttentionParams&, i64, cudaStream_t);

@@ -52,8 +52,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
 
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
-  if (threadIdx.x == 0)  // heavy (late) query tiles first: causal blocks finish together
-    make_plan(plan_storage.get(), p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
+  // Heavy (late) query tiles first: causal blocks finish together.
+  publish_plan(plan_storage, p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
   __syncthreads();
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;

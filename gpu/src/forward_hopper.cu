@@ -86,8 +86,13 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
   __shared__ Barriers barriers;
-  if (threadIdx.x == 0) {  // heavy (late) query tiles first: causal blocks finish together
-    make_plan(plan_storage.get(), p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
+  if (threadIdx.x == 0) {
+    record(p, kStarted, global_time_ns());
+    record(p, kSm, sm_id());
+  }
+  // Heavy (late) query tiles first: causal blocks finish together.
+  publish_plan(plan_storage, p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
+  if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.q_full), 128);
     for (int stage = 0; stage < 2; ++stage) {
       ptx::mbarrier_init(ptx::shared_address(&barriers.k_full[stage]), 128);  // the producer's 128 threads
@@ -97,6 +102,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
     }
   }
   __syncthreads();
+  if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.q.rows) return;
@@ -136,6 +142,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   const int warp = consumer_thread / 32, lane = consumer_thread % 32;
   const int consumer = warp / 4;
   const int warp_row = warp * 16;  // consumer·64 + (warp mod 4)·16: this warp's rows of the accumulators
+  const bool recorder = consumer_thread == 0;  // the thread that records the block's phases when profiling
+  if (recorder) record(p, kTiles, tiles | (p.accumulate != nullptr ? 1ull << 32 : 0));  // bit 32: merging
 
   // Descriptors (wgmma.cuh). Q and K are K-major (D contiguous, the sum of S = Q·Kᵀ runs along it); V is
   // MN-major for O += P·V (D contiguous, the sum runs over keys, down its rows).
@@ -216,6 +224,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   if (tiles > 0) {
     wait_landed(ptx::shared_address(&barriers.q_full), 0);
     wait_landed(stage_barrier(barriers.k_full, 0), 0);
+    if (recorder) record(p, kLanded, global_time_ns());
     begin_turn();
     issue_scores(0);
     end_turn();
@@ -248,6 +257,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
     end_turn();
     wgmma::wait_group<0>();
     fence_registers();
+    if (recorder) record(p, kLooped, global_time_ns());
   } else {
     wait_landed(ptx::shared_address(&barriers.q_full), 0);  // its rows stage O below
   }
@@ -260,18 +270,20 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   if (p.accumulate != nullptr) {
     accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
                     p.accumulate + plan.q_offset, q_stride, lane);
+    if (recorder) record(p, kEnded, global_time_ns());
     return;
   }
   store_rows<Element, QLayout>(acc_o, row_inverse, shared, warp_row, view.q, first_query, plan.fixed_end,
                                static_cast<Element*>(p.out) + plan.q_offset, q_stride, lane);
   write_lse_rows(row_lse, view.q, first_query, plan.fixed_end, lse_head, lane);
+  if (recorder) record(p, kEnded, global_time_ns());
 #endif
 }
 
 template <class Traits>
 void launch(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
   launch_per_tile(hopper_forward<Traits>, rows_q, Traits::kBlockM, Traits::kThreads, Traits::kSharedBytes, params,
-                  stream);
+                  stream, "hopper_forward");
 }
 
 }  // namespace

@@ -1,23 +1,101 @@
 // The one way the attention kernels are launched: one block per (tile, head, batch), the dynamic
 // shared-memory limit raised to what the kernel asks for first.
+//
+// Profiling: in a build configured with -DRINGLAB_KERNEL_TIMELINE=ON (off by default: the stamps cost the
+// D = 128 forward registers, 8 → 88 bytes of spill loads), and with RINGLAB_KERNEL_TIMELINE=FILE in the
+// environment, every launch of a kernel that records (the Hopper forward and backward) is followed by a
+// synchronisation, and one CSV line per block is appended to FILE: when it started, had its plan, had its
+// first tiles, finished its main loop and its epilogue (%globaltimer, ns), on which SM and over how many
+// tiles (+ 2^32 for a forward merging into a ring's accumulator; bench/gpu/profile_blocks.py reads it). It serialises the launches: for finding where a block's time
+// goes, never for timing the kernels.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
 #include "attention_params.cuh"
 #include "cuda_check.cuh"
+#include "ringlab/errors.hpp"
 
 namespace ringlab::gpu::detail {
+
+// One block's record in the timeline buffer (u64 each).
+enum TimelineField { kSm, kTiles, kStarted, kPlanned, kLanded, kLooped, kEnded, kTimelineFields };
+
+// Both read nothing (0) unless the timeline is compiled in, so that the kernels' stamps vanish.
+__device__ __forceinline__ unsigned long long global_time_ns() {
+  unsigned long long t = 0;
+#if defined(RINGLAB_KERNEL_TIMELINE)
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+#endif
+  return t;
+}
+__device__ __forceinline__ unsigned sm_id() {
+  unsigned id = 0;
+#if defined(RINGLAB_KERNEL_TIMELINE)
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+#endif
+  return id;
+}
+// Records `field` of this block (a no-op unless profiling).
+__device__ __forceinline__ void record([[maybe_unused]] const AttentionParams& p, [[maybe_unused]] int field,
+                                       [[maybe_unused]] unsigned long long value) {
+#if defined(RINGLAB_KERNEL_TIMELINE)
+  if (p.timeline == nullptr) return;
+  const unsigned long long block = blockIdx.x + gridDim.x * (blockIdx.y + static_cast<unsigned long long>(gridDim.y) * blockIdx.z);
+  p.timeline[block * kTimelineFields + field] = value;
+#endif
+}
+
+inline const char* kernel_timeline_path() {
+  const char* path = std::getenv("RINGLAB_KERNEL_TIMELINE");
+  if (path == nullptr || *path == '\0') return nullptr;
+#if !defined(RINGLAB_KERNEL_TIMELINE)
+  throw ConfigError("RINGLAB_KERNEL_TIMELINE", "'" + std::string(path) + "'",
+                    "unset: this build records no timeline (configure with -DRINGLAB_KERNEL_TIMELINE=ON)");
+#endif
+  return path;
+}
 
 // `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block).
 template <class Kernel>
 void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int shared_bytes,
-                     const AttentionParams& params, cudaStream_t stream) {
+                     const AttentionParams& params, cudaStream_t stream, const char* label = nullptr) {
   RINGLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   const dim3 grid(static_cast<unsigned>((rows + tile_rows - 1) / tile_rows), static_cast<unsigned>(params.heads),
                   static_cast<unsigned>(params.batch));
-  kernel<<<grid, threads, shared_bytes, stream>>>(params);
+  const char* timeline_path = label != nullptr ? kernel_timeline_path() : nullptr;
+  if (timeline_path == nullptr) {
+    kernel<<<grid, threads, shared_bytes, stream>>>(params);
+    RINGLAB_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  const std::size_t blocks = static_cast<std::size_t>(grid.x) * grid.y * grid.z;
+  const std::size_t bytes = blocks * kTimelineFields * sizeof(unsigned long long);
+  AttentionParams profiled = params;
+  RINGLAB_CUDA_CHECK(cudaMalloc(&profiled.timeline, bytes));
+  RINGLAB_CUDA_CHECK(cudaMemsetAsync(profiled.timeline, 0, bytes, stream));
+  kernel<<<grid, threads, shared_bytes, stream>>>(profiled);
   RINGLAB_CUDA_CHECK(cudaGetLastError());
+  std::vector<unsigned long long> records(blocks * kTimelineFields);
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(records.data(), profiled.timeline, bytes, cudaMemcpyDeviceToHost, stream));
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
+  RINGLAB_CUDA_CHECK(cudaFree(profiled.timeline));
+  static int launch_number = 0;  // tells the launches in one file apart
+  ++launch_number;
+  std::FILE* file = std::fopen(timeline_path, "a");
+  if (file == nullptr) return;  // profiling output only: never fail the computation over it
+  for (std::size_t block = 0; block < blocks; ++block) {
+    const unsigned long long* r = &records[block * kTimelineFields];
+    if (r[kStarted] == 0) continue;  // exited before recording (nothing to do)
+    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
+                 r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded]);
+  }
+  std::fclose(file);
 }
 
 }  // namespace ringlab::gpu::detail
