@@ -10,7 +10,8 @@ rows and issue 6's virtual ring at 4096 tokens per device pay, measured two ways
    many tiles' worth of work a block's start and end cost, so a block of t tiles runs at t / (t + c/x).
 
 2. Timeline (RINGLAB_KERNEL_TIMELINE, gpu/src/launch.cuh): %globaltimer stamps per block, summarised per
-   phase (median over blocks): plan = start → plan published; first = plan → Q and the first tile landed;
+   phase (median over blocks): plan = start → plan published (of which view = the head's rows after
+   dilation, visible = the search for the tiles to visit); first = plan → Q and the first tile landed;
    loop = main loop, per tile; tail = loop end → epilogue written; gap = a block's start minus the previous
    block's end on the same SM (the next block's launch). Launches are serialised while profiling.
 
@@ -89,16 +90,17 @@ def summarise(path, title):
     by_label = {}
     with open(path) as f:
         for line in f:
-            launch, label, block, sm, tiles, start, planned, landed, looped, ended = line.strip().split(",")
+            launch, label, block, sm, tiles, start, planned, landed, looped, ended, viewed, searched = \
+                line.strip().split(",")
             tiles = int(tiles)
             if tiles >> 32:
                 label += "+merge"
             by_label.setdefault(label, []).append(
                 (int(launch), int(block), int(sm), tiles & 0xFFFFFFFF, int(start), int(planned), int(landed),
-                 int(looped), int(ended)))
+                 int(looped), int(ended), int(viewed), int(searched)))
     print(f"\n### {title}\n")
-    print("| kernel | blocks (working), last launch | span µs | plan µs | first µs | loop µs/tile | tail µs | gap µs | "
-          "block µs (tiles) | busy |")
+    print("| kernel | blocks (working), last launch | span µs | plan µs (view, visible) | first µs | loop µs/tile | "
+          "tail µs | gap µs | block µs (tiles) | busy |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for label, all_records in by_label.items():
         launches = sorted({r[0] for r in all_records})
@@ -107,6 +109,8 @@ def summarise(path, title):
         working = [r for r in later if r[6] > 0 and r[8] > 0]
         med = lambda xs: statistics.median(xs) if xs else float("nan")
         plan = med([(r[5] - r[4]) / 1e3 for r in later if r[5] > 0])
+        view = med([(r[9] - r[4]) / 1e3 for r in later if r[9] > 0])
+        search = med([(r[10] - r[9]) / 1e3 for r in later if r[10] > 0])
         first = med([(r[6] - r[5]) / 1e3 for r in working])
         loop = med([(r[7] - r[6]) / 1e3 / max(r[3], 1) for r in working])
         tail = med([(r[8] - r[7]) / 1e3 for r in working])
@@ -126,7 +130,7 @@ def summarise(path, title):
             busy += sum(r[7] - r[6] for r in blocks if r[6] > 0 and r[7] > 0)
         busy_fraction = busy / (len(per_sm) * (end - start)) if end > start else float("nan")
         working_last = sum(1 for r in records if r[6] > 0 and r[8] > 0)
-        print(f"| {label} ({len(launches)} launches) | {len(records)} ({working_last}) | {(end - start) / 1e3:.0f} | {plan:.2f} | {first:.2f} | "
+        print(f"| {label} ({len(launches)} launches) | {len(records)} ({working_last}) | {(end - start) / 1e3:.0f} | {plan:.2f} ({view:.2f}, {search:.2f}) | {first:.2f} | "
               f"{loop:.2f} | {tail:.2f} | {med(gaps):.2f} | {block:.1f} ({tiles:.0f}) | {busy_fraction:.0%} |")
     print("\nbusy = time inside main loops / (SMs × span): the rest is start, plan, first copies, tail and gaps.")
 

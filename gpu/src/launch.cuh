@@ -23,34 +23,6 @@
 
 namespace ringlab::gpu::detail {
 
-// One block's record in the timeline buffer (u64 each).
-enum TimelineField { kSm, kTiles, kStarted, kPlanned, kLanded, kLooped, kEnded, kTimelineFields };
-
-// Both read nothing (0) unless the timeline is compiled in, so that the kernels' stamps vanish.
-__device__ __forceinline__ unsigned long long global_time_ns() {
-  unsigned long long t = 0;
-#if defined(RINGLAB_KERNEL_TIMELINE)
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-#endif
-  return t;
-}
-__device__ __forceinline__ unsigned sm_id() {
-  unsigned id = 0;
-#if defined(RINGLAB_KERNEL_TIMELINE)
-  asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
-#endif
-  return id;
-}
-// Records `field` of this block (a no-op unless profiling).
-__device__ __forceinline__ void record([[maybe_unused]] const AttentionParams& p, [[maybe_unused]] int field,
-                                       [[maybe_unused]] unsigned long long value) {
-#if defined(RINGLAB_KERNEL_TIMELINE)
-  if (p.timeline == nullptr) return;
-  const unsigned long long block = blockIdx.x + gridDim.x * (blockIdx.y + static_cast<unsigned long long>(gridDim.y) * blockIdx.z);
-  p.timeline[block * kTimelineFields + field] = value;
-#endif
-}
-
 inline const char* kernel_timeline_path() {
   const char* path = std::getenv("RINGLAB_KERNEL_TIMELINE");
   if (path == nullptr || *path == '\0') return nullptr;
@@ -92,8 +64,8 @@ void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int sh
   for (std::size_t block = 0; block < blocks; ++block) {
     const unsigned long long* r = &records[block * kTimelineFields];
     if (r[kStarted] == 0) continue;  // exited before recording (nothing to do)
-    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
-                 r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded]);
+    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
+                 r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
   }
   std::fclose(file);
 }
