@@ -20,7 +20,6 @@
 #include <Eigen/Dense>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -549,71 +548,4 @@ TEST_CASE("gpu block attention on ring-step position runs (zigzag, striped)", "[
   c.window_left = c.window_right = 64;
   add("N=1025 striped P=4 q0 k2 window(64,64) D=128", c, Layout::striped, 4, 0, 2);
   run_cases(cases);
-}
-
-// The persistent Hopper forward (the default) runs each work item exactly as the per-tile kernel
-// (RINGLAB_FORWARD_VARIANT=tiles) runs its block: the same products in the same order, so the outputs are the
-// same bits. Sizes where every SM takes several items (the fp64 comparisons above are too small for that),
-// with the ring's merging epilogue too. On GPUs without the Hopper kernels both variants are the mma.sync one.
-TEST_CASE("gpu persistent forward equals the per-tile forward bit for bit, many items per SM", "[gpu]") {
-  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
-  struct Case {
-    std::int64_t n, heads, head_dim;
-    BandMask band;
-    std::vector<DilationSelect> dilation;
-    const char* name;
-  };
-  const BandMask causal{-BandMask::kUnbounded, 0}, none{};
-  const std::vector<Case> cases = {
-      {8191, 16, 128, causal, {}, "causal, N = 8191, H = 16, D = 128"},
-      {4099, 24, 64, none, {}, "no mask, N = 4099, H = 24, D = 64"},
-      {8192, 6, 128, none, {{2048, 1, 0}, {2048, 1, 0}, {4096, 2, 1}, {4096, 2, 1}, {8192, 4, 2}, {8192, 4, 3}},
-       "dilated per head, N = 8192, H = 6, D = 128"},
-  };
-  auto set_variant = [](const char* value) {
-    if (value == nullptr) unsetenv("RINGLAB_FORWARD_VARIANT");
-    else setenv("RINGLAB_FORWARD_VARIANT", value, 1);
-  };
-  std::mt19937 random(11);
-  std::normal_distribution<double> normal;
-  for (const Case& c : cases) {
-    INFO(c.name);
-    Tensor<double> q({1, c.n, c.heads, c.head_dim}), k({1, c.n, c.heads, c.head_dim}), v({1, c.n, c.heads, c.head_dim});
-    for (Tensor<double>* t : {&q, &k, &v}) for (double& x : t->data) x = normal(random);
-    const auto dq = testing::to_device(q, DType::bf16), dk = testing::to_device(k, DType::bf16),
-               dv = testing::to_device(v, DType::bf16);
-    const PositionSet positions = contiguous_positions(0, c.n);
-    const gpu::HeadMasks mask(c.band, c.dilation);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    const std::size_t rows = static_cast<std::size_t>(c.n * c.heads), values = rows * c.head_dim;
-    // Plain forward, then the merging one on a running (O, LSE) that starts from random values.
-    Tensor<double> start_acc({1, c.n, c.heads, c.head_dim}), start_lse({1, 1, c.heads, c.n});
-    for (double& x : start_acc.data) x = normal(random);
-    for (double& x : start_lse.data) x = 2 * normal(random);
-    std::vector<std::vector<unsigned char>> results[2];
-    for (int variant = 0; variant < 2; ++variant) {
-      set_variant(variant == 0 ? "tiles" : nullptr);
-      auto out = testing::poisoned({1, c.n, c.heads, c.head_dim}, DType::bf16);
-      gpu::DeviceBuffer lse(rows * 4);
-      lse.fill(0xFF);
-      gpu::block_attention_forward(dq.tensor, positions, dk.tensor, dv.tensor, positions, mask, scale, out.tensor,
-                                   static_cast<float*>(lse.data()));
-      auto acc = testing::to_device(start_acc, DType::f32);
-      auto acc_lse = testing::to_device(start_lse, DType::f32);
-      gpu::block_attention_forward_accumulate(dq.tensor, positions, dk.tensor, dv.tensor, positions, mask, scale,
-                                              acc.tensor, static_cast<float*>(acc_lse.buffer.data()));
-      for (auto* buffer : {&out.buffer, &lse, &acc.buffer, &acc_lse.buffer}) {
-        std::vector<unsigned char> bytes(buffer == &out.buffer ? values * 2 : buffer == &acc.buffer ? values * 4 : rows * 4);
-        buffer->download(bytes.data(), bytes.size());
-        results[variant].push_back(std::move(bytes));
-      }
-    }
-    set_variant(nullptr);
-    const char* names[] = {"O", "LSE", "merged O", "merged LSE"};
-    for (int i = 0; i < 4; ++i) {
-      INFO(names[i]);
-      CHECK(results[0][i] == results[1][i]);
-    }
-    std::printf("persistent == per-tile forward, bit for bit: %s\n", c.name);
-  }
 }

@@ -194,7 +194,7 @@ def dense_config(lib, h, d, n, causal, args, rows_out):
     t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band), args.repeats)
     notes = []
     if args.variants:  # the measured alternatives the library keeps behind RINGLAB_FORWARD_VARIANT
-        for variant in (("tiles", "mma", "n64") if d == 128 else ("tiles", "mma")):
+        for variant in (("mma", "n64") if d == 128 else ("mma",)):
             with environment(RINGLAB_FORWARD_VARIANT=variant):
                 out.fill_(float("nan"))
                 lib.forward(q, k, v, out, lse, band)
@@ -297,11 +297,9 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
     t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
     variant_note = ""
     if args.variants:
-        variant_note = ""
-        for variant in ("tiles", "mma"):
-            with environment(RINGLAB_FORWARD_VARIANT=variant):
-                t = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
-            variant_note += f"; fwd {variant}: {flops / (t * 1e-3) / 1e12:.0f}"
+        with environment(RINGLAB_FORWARD_VARIANT="mma"):
+            t = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
+        variant_note = f"; fwd mma: {flops / (t * 1e-3) / 1e12:.0f}"
         lib.forward(q, k, v, out, lse, band, dilation=table)
         with environment(RINGLAB_BACKWARD_VARIANT="mma"):
             t = time_ms(run_backward, args.repeats)

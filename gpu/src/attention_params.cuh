@@ -159,18 +159,13 @@ __device__ __forceinline__ unsigned sm_id() {
   return id;
 }
 // Records `field` of this block (a no-op unless profiling).
-// Records `field` of entry `index` (a block, or a persistent kernel's work item); a no-op unless profiling.
-__device__ __forceinline__ void record_at([[maybe_unused]] const AttentionParams& p,
-                                          [[maybe_unused]] unsigned long long index, [[maybe_unused]] int field,
-                                          [[maybe_unused]] unsigned long long value) {
+__device__ __forceinline__ void record([[maybe_unused]] const AttentionParams& p, [[maybe_unused]] int field,
+                                       [[maybe_unused]] unsigned long long value) {
 #if defined(RINGLAB_KERNEL_TIMELINE)
-  if (p.timeline != nullptr) p.timeline[index * kTimelineFields + field] = value;
+  if (p.timeline == nullptr) return;
+  const unsigned long long block = blockIdx.x + gridDim.x * (blockIdx.y + static_cast<unsigned long long>(gridDim.y) * blockIdx.z);
+  p.timeline[block * kTimelineFields + field] = value;
 #endif
-}
-// Records `field` of this block.
-__device__ __forceinline__ void record(const AttentionParams& p, int field, unsigned long long value) {
-  record_at(p, blockIdx.x + gridDim.x * (blockIdx.y + static_cast<unsigned long long>(gridDim.y) * blockIdx.z), field,
-            value);
 }
 
 // What one (batch, head) block sees: its rows on each side after dilation, and how to test a pair.
@@ -394,14 +389,12 @@ struct BlockPlan {
   i64 visit_begin = 0, visit_end = 0;  // tiles of the other side to visit
   i64 full_begin = 0, full_end = 0;    // among them, those whose every pair is allowed (full)
   i64 q_offset = 0, kv_offset = 0;     // elements to (batch, head, row 0) of Q/dO and of K/V
-  i64 lse_offset = 0;                  // elements to (batch, head, row 0) of LSE/δ [B, H, rows_q]
 };
 
 // Uninitialised shared storage for a BlockPlan (a __shared__ variable cannot have a constructor).
 struct alignas(16) SharedBlockPlan {
   unsigned char bytes[sizeof(BlockPlan)];
   __device__ BlockPlan& get() { return *reinterpret_cast<BlockPlan*>(bytes); }
-  __device__ const BlockPlan& get() const { return *reinterpret_cast<const BlockPlan*>(bytes); }
 };
 
 // The plan for the block with fixed tile `tile` (size `size`) on the query side (forward) or the key side
@@ -416,7 +409,6 @@ __device__ inline BlockPlan make_plan(const AttentionParams& p, i64 b, i64 h, i6
   const RowMap& other = fixed_is_query ? plan.view.k : plan.view.q;
   plan.q_offset = (b * p.rows_q * p.heads + h) * p.head_dim;
   plan.kv_offset = (b * p.rows_k * p.kv_heads + h * p.kv_heads / p.heads) * p.head_dim;
-  plan.lse_offset = (b * p.heads + h) * p.rows_q;
   plan.fixed_begin = tile * size;
   if (plan.fixed_begin >= fixed.rows) return plan;
   plan.fixed_end = plan.fixed_begin + size < fixed.rows ? plan.fixed_begin + size : fixed.rows;

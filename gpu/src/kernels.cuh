@@ -20,22 +20,19 @@ void launch_fast_forward(const AttentionParams& params, i64 rows_q, cudaStream_t
 // hopper_kernels_loadable(): the current GPU has compute capability 9.0 and the binary holds sm_90a code.
 bool hopper_kernels_loadable();
 
-// variants.cu: the kernel the environment asks for. RINGLAB_FORWARD_VARIANT = auto (unset: the persistent wgmma
-// forward where it can run, else mma.sync) | tiles (the wgmma forward with a block per tile) | mma (the
-// mma.sync forward) | n64 (it with 64-key tiles at D = 128);
+// variants.cu: the kernel the environment asks for. RINGLAB_FORWARD_VARIANT = auto (unset: the wgmma forward
+// where it can run, else mma.sync) | mma (the mma.sync forward) | n64 (it with 64-key tiles at D = 128);
 // RINGLAB_BACKWARD_VARIANT = auto | mma. Other values throw ConfigError naming the variable. Benchmarks
 // use them to time the alternatives; launch_fast_forward / launch_fast_backward call the wgmma kernels when
 // hopper_forward_available() / hopper_backward_available().
-enum class ForwardVariant { automatic, mma, mma_n64, tiles };
+enum class ForwardVariant { automatic, mma, mma_n64 };
 enum class BackwardVariant { automatic, mma };
 ForwardVariant forward_variant();
 BackwardVariant backward_variant();
 bool hopper_forward_available();
 bool hopper_backward_available();
-// persistent: hopper_forward_persistent (one block per SM walking precomputed work items), else hopper_forward
-// (a block per query tile, head and batch: RINGLAB_FORWARD_VARIANT=tiles).
 template <class Element, int HeadDim>
-void launch_hopper_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream, bool persistent);
+void launch_hopper_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream);
 template <class Element, int HeadDim>
 void launch_hopper_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream);
 template <class Element, int HeadDim>

@@ -33,38 +33,6 @@ inline const char* kernel_timeline_path() {
   return path;
 }
 
-// Runs `launch(params)`; when profiling, with params.timeline pointing at `records` zeroed entries (one per
-// block, or per work item of a persistent kernel), then appends them to the timeline file.
-template <class Launch>
-void with_timeline(const char* label, std::size_t records, const AttentionParams& params, cudaStream_t stream,
-                   Launch&& launch) {
-  const char* timeline_path = label != nullptr ? kernel_timeline_path() : nullptr;
-  if (timeline_path == nullptr) {
-    launch(params);
-    return;
-  }
-  const std::size_t bytes = records * kTimelineFields * sizeof(unsigned long long);
-  AttentionParams profiled = params;
-  RINGLAB_CUDA_CHECK(cudaMalloc(&profiled.timeline, bytes));
-  RINGLAB_CUDA_CHECK(cudaMemsetAsync(profiled.timeline, 0, bytes, stream));
-  launch(profiled);
-  std::vector<unsigned long long> values(records * kTimelineFields);
-  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(values.data(), profiled.timeline, bytes, cudaMemcpyDeviceToHost, stream));
-  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
-  RINGLAB_CUDA_CHECK(cudaFree(profiled.timeline));
-  static int launch_number = 0;  // tells the launches in one file apart
-  ++launch_number;
-  std::FILE* file = std::fopen(timeline_path, "a");
-  if (file == nullptr) return;  // profiling output only: never fail the computation over it
-  for (std::size_t record = 0; record < records; ++record) {
-    const unsigned long long* r = &values[record * kTimelineFields];
-    if (r[kStarted] == 0) continue;  // never started (a persistent kernel's item without work)
-    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, record, r[kSm],
-                 r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
-  }
-  std::fclose(file);
-}
-
 // `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block).
 template <class Kernel>
 void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int shared_bytes,
@@ -72,11 +40,34 @@ void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int sh
   RINGLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   const dim3 grid(static_cast<unsigned>((rows + tile_rows - 1) / tile_rows), static_cast<unsigned>(params.heads),
                   static_cast<unsigned>(params.batch));
-  const std::size_t blocks = static_cast<std::size_t>(grid.x) * grid.y * grid.z;
-  with_timeline(label, blocks, params, stream, [&](const AttentionParams& launched) {
-    kernel<<<grid, threads, shared_bytes, stream>>>(launched);
+  const char* timeline_path = label != nullptr ? kernel_timeline_path() : nullptr;
+  if (timeline_path == nullptr) {
+    kernel<<<grid, threads, shared_bytes, stream>>>(params);
     RINGLAB_CUDA_CHECK(cudaGetLastError());
-  });
+    return;
+  }
+  const std::size_t blocks = static_cast<std::size_t>(grid.x) * grid.y * grid.z;
+  const std::size_t bytes = blocks * kTimelineFields * sizeof(unsigned long long);
+  AttentionParams profiled = params;
+  RINGLAB_CUDA_CHECK(cudaMalloc(&profiled.timeline, bytes));
+  RINGLAB_CUDA_CHECK(cudaMemsetAsync(profiled.timeline, 0, bytes, stream));
+  kernel<<<grid, threads, shared_bytes, stream>>>(profiled);
+  RINGLAB_CUDA_CHECK(cudaGetLastError());
+  std::vector<unsigned long long> records(blocks * kTimelineFields);
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(records.data(), profiled.timeline, bytes, cudaMemcpyDeviceToHost, stream));
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
+  RINGLAB_CUDA_CHECK(cudaFree(profiled.timeline));
+  static int launch_number = 0;  // tells the launches in one file apart
+  ++launch_number;
+  std::FILE* file = std::fopen(timeline_path, "a");
+  if (file == nullptr) return;  // profiling output only: never fail the computation over it
+  for (std::size_t block = 0; block < blocks; ++block) {
+    const unsigned long long* r = &records[block * kTimelineFields];
+    if (r[kStarted] == 0) continue;  // exited before recording (nothing to do)
+    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
+                 r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
+  }
+  std::fclose(file);
 }
 
 }  // namespace ringlab::gpu::detail

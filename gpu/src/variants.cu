@@ -23,10 +23,9 @@ std::string variant(const char* variable, const std::string& valid) {
 }  // namespace
 
 ForwardVariant forward_variant() {
-  const std::string value = variant("RINGLAB_FORWARD_VARIANT", "auto tiles mma n64");
+  const std::string value = variant("RINGLAB_FORWARD_VARIANT", "auto mma n64");
   if (value == "mma") return ForwardVariant::mma;
   if (value == "n64") return ForwardVariant::mma_n64;
-  if (value == "tiles") return ForwardVariant::tiles;
   return ForwardVariant::automatic;
 }
 
@@ -36,8 +35,7 @@ BackwardVariant backward_variant() {
 }
 
 bool hopper_forward_available() {
-  const ForwardVariant variant = forward_variant();
-  return (variant == ForwardVariant::automatic || variant == ForwardVariant::tiles) && hopper_kernels_loadable();
+  return forward_variant() == ForwardVariant::automatic && hopper_kernels_loadable();
 }
 bool hopper_backward_available() {
   return backward_variant() == BackwardVariant::automatic && hopper_kernels_loadable();
