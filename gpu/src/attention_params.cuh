@@ -132,6 +132,10 @@ struct AttentionParams {
   float scale_log2 = 1.0f;  // τ·log2(e): the kernels use exp2
   int dilation_count = 0;   // 0, 1 (every head) or H
   CompactSelect dilation[kMaxDilationHeads];
+  // Per-head dilation (dilation_count = H): the rows each head selects on each side (block_attention.cu), so
+  // that a block whose tile lies past its head's rows leaves before computing a plan. The grid is sized for
+  // the head with the most; with LongNet's mixed rates most of a rate-4 head's blocks have nothing to do.
+  int head_rows_q[kMaxDilationHeads], head_rows_k[kMaxDilationHeads];
   // Profiling only (launch.cuh, RINGLAB_KERNEL_TIMELINE): where the Hopper kernels record each block's phases.
   unsigned long long* timeline = nullptr;
 };
@@ -421,6 +425,13 @@ __device__ inline BlockPlan make_plan(const AttentionParams& p, i64 b, i64 h, i6
   full_tiles(plan.view, plan.span, other, other_size, fixed_is_query, plan.fixed_min, plan.fixed_max,
              plan.visit_begin, plan.visit_end, plan.full_begin, plan.full_end, WarpSearch{});
   return plan;
+}
+
+// Whether head h has no rows in tile `tile` (size `size`) of the side the block keeps fixed: such a block
+// returns at once (every thread, before any barrier). Only per-head dilation gives heads different rows.
+__device__ inline bool head_lacks_tile(const AttentionParams& p, i64 h, i64 tile, int size, bool fixed_is_query) {
+  if (p.dilation_count <= 1) return false;
+  return tile * size >= (fixed_is_query ? p.head_rows_q[h] : p.head_rows_k[h]);
 }
 
 // Warp 0 of the block computes the plan; lane 0 stores it in shared memory (published by the caller's barrier).

@@ -79,6 +79,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_bac
 
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
+  if (head_lacks_tile(p, h, blockIdx.x, BN, /*fixed_is_query=*/false)) return;
   publish_plan(plan_storage, p, b, h, blockIdx.x, BN, BM, /*fixed_is_query=*/false);
   __syncthreads();
   const BlockPlan& plan = plan_storage.get();

@@ -119,6 +119,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     record(p, kStarted, global_time_ns());
     record(p, kSm, sm_id());
   }
+  if (head_lacks_tile(p, h, blockIdx.x, BN, /*fixed_is_query=*/false)) return;
   publish_plan(plan_storage, p, b, h, blockIdx.x, BN, BM, /*fixed_is_query=*/false);
   if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.kv_full), 128);

@@ -232,14 +232,19 @@ AttentionParams make_params(ConstDeviceTensor q, const PositionSet& q_positions,
   return params;
 }
 
-// The most rows a head visits on each side (strided dilation selects fewer): the grid sizes.
-void visited_rows(const AttentionParams& params, i64& rows_q, i64& rows_k) {
+// The most rows a head visits on each side (strided dilation selects fewer): the grid sizes. Under per-head
+// dilation, also each head's rows (params.head_rows_*), by which the kernels' surplus blocks leave early.
+void visited_rows(AttentionParams& params, i64& rows_q, i64& rows_k) {
   rows_q = rows_k = 0;
   const i64 heads = params.dilation_count > 1 ? params.heads : 1;
   for (i64 h = 0; h < heads; ++h) {
     const HeadView view = head_view(params, h);
     rows_q = std::max(rows_q, view.q.rows);
     rows_k = std::max(rows_k, view.k.rows);
+    if (params.dilation_count > 1) {  // rows < 2^31 (make_params)
+      params.head_rows_q[h] = static_cast<int>(view.q.rows);
+      params.head_rows_k[h] = static_cast<int>(view.k.rows);
+    }
   }
 }
 

@@ -53,7 +53,9 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
   // Heavy (late) query tiles first: causal blocks finish together.
-  publish_plan(plan_storage, p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
+  const i64 tile = static_cast<i64>(gridDim.x) - 1 - blockIdx.x;
+  if (head_lacks_tile(p, h, tile, BM, true)) return;
+  publish_plan(plan_storage, p, b, h, tile, BM, BN, true);
   __syncthreads();
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;

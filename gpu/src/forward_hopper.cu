@@ -91,7 +91,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
     record(p, kSm, sm_id());
   }
   // Heavy (late) query tiles first: causal blocks finish together.
-  publish_plan(plan_storage, p, b, h, static_cast<i64>(gridDim.x) - 1 - blockIdx.x, BM, BN, true);
+  const i64 tile = static_cast<i64>(gridDim.x) - 1 - blockIdx.x;
+  if (head_lacks_tile(p, h, tile, BM, true)) return;
+  publish_plan(plan_storage, p, b, h, tile, BM, BN, true);
   if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.q_full), 128);
     for (int stage = 0; stage < 2; ++stage) {
