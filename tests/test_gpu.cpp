@@ -524,6 +524,13 @@ TEST_CASE("gpu block attention equals the fp64 reference: LongNet dilation", "[g
   c.dilation = {{512, 4}};
   c.causal = true;
   add("N=2048 D=128 dilation 512:4 causal (strided, full tiles)", c, {DType::bf16});
+  // The packages' preset: head groups run different patterns, so heads select 2048, 1024 and 512 rows and
+  // most blocks of the rate-4 heads have no rows (they leave before their plan: head_lacks_tile).
+  c = shape(2048, 5, 5, 128);
+  c.dilation = {{512, 1}, {1024, 2}, {2048, 4}};
+  c.offset_rule = OffsetRule::group;
+  c.combine = Combine::group_sum;
+  add("N=2048 D=128 H=5 dilation 512:1,1024:2,2048:4 group_sum (per-head row counts differ)", c, {DType::bf16});
   run_cases(cases);
 }
 
