@@ -115,11 +115,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
   __shared__ BackwardBarriers barriers;
+  if (head_lacks_tile(p, h, blockIdx.x, BN, /*fixed_is_query=*/false)) return;  // (not in the timeline either)
   if (threadIdx.x == 0) {
     record(p, kStarted, global_time_ns());
     record(p, kSm, sm_id());
   }
-  if (head_lacks_tile(p, h, blockIdx.x, BN, /*fixed_is_query=*/false)) return;
   publish_plan(plan_storage, p, b, h, blockIdx.x, BN, BM, /*fixed_is_query=*/false);
   if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.kv_full), 128);

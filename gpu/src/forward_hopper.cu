@@ -86,13 +86,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_forward(const Atte
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
   __shared__ Barriers barriers;
+  // Heavy (late) query tiles first: causal blocks finish together.
+  const i64 tile = static_cast<i64>(gridDim.x) - 1 - blockIdx.x;
+  if (head_lacks_tile(p, h, tile, BM, true)) return;  // (not in the timeline either)
   if (threadIdx.x == 0) {
     record(p, kStarted, global_time_ns());
     record(p, kSm, sm_id());
+    record(p, kTiles, p.accumulate != nullptr ? 1ull << 32 : 0);  // bit 32: merging; the tiles come later
   }
-  // Heavy (late) query tiles first: causal blocks finish together.
-  const i64 tile = static_cast<i64>(gridDim.x) - 1 - blockIdx.x;
-  if (head_lacks_tile(p, h, tile, BM, true)) return;
   publish_plan(plan_storage, p, b, h, tile, BM, BN, true);
   if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.q_full), 128);

@@ -12,6 +12,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -31,6 +32,12 @@ inline const char* kernel_timeline_path() {
                     "unset: this build records no timeline (configure with -DRINGLAB_KERNEL_TIMELINE=ON)");
 #endif
   return path;
+}
+
+// Numbers the profiled launches of this process (one counter for every kernel, whatever thread launches).
+inline int next_timeline_launch() {
+  static std::atomic<int> launches{0};
+  return ++launches;
 }
 
 // `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block).
@@ -57,13 +64,12 @@ void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int sh
   RINGLAB_CUDA_CHECK(cudaMemcpyAsync(records.data(), profiled.timeline, bytes, cudaMemcpyDeviceToHost, stream));
   RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
   RINGLAB_CUDA_CHECK(cudaFree(profiled.timeline));
-  static int launch_number = 0;  // tells the launches in one file apart
-  ++launch_number;
+  const int launch_number = next_timeline_launch();
   std::FILE* file = std::fopen(timeline_path, "a");
   if (file == nullptr) return;  // profiling output only: never fail the computation over it
   for (std::size_t block = 0; block < blocks; ++block) {
     const unsigned long long* r = &records[block * kTimelineFields];
-    if (r[kStarted] == 0) continue;  // exited before recording (nothing to do)
+    if (r[kStarted] == 0) continue;  // left before its first stamp (per-head dilation: no rows for its head)
     std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
                  r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
   }
