@@ -14,11 +14,17 @@ namespace {
 
 using ringlab::gpu::detail::i64;
 
+// answers[32i + lane]: the lane's answer, or −1 − answer if the lane evaluated the predicate outside [lo, hi)
+// (a tile past the range would be read past its row map).
 __global__ void warp_search_cases(const i64* cases, int count, i64* answers) {
   for (int i = 0; i < count; ++i) {
     const i64 lo = cases[3 * i], hi = cases[3 * i + 1], threshold = cases[3 * i + 2];
-    answers[32 * i + threadIdx.x] =
-        ringlab::gpu::detail::WarpSearch{}(lo, hi, [&](i64 t) { return t >= threshold; });
+    bool outside = false;
+    const i64 answer = ringlab::gpu::detail::WarpSearch{}(lo, hi, [&](i64 t) {
+      outside = outside || t < lo || t >= hi;
+      return t >= threshold;
+    });
+    answers[32 * i + threadIdx.x] = outside ? -1 - answer : answer;
   }
 }
 
@@ -30,7 +36,7 @@ void check(cudaError_t status, const char* what) {
 
 namespace ringlab::testing {
 
-// cases: (lo, hi, threshold) triples; returns 32 answers per case (one per lane).
+// cases: (lo, hi, threshold) triples; returns 32 answers per case (one per lane; negative: it probed outside).
 std::vector<std::int64_t> run_warp_search_cases(const std::vector<std::int64_t>& cases) {
   const int count = static_cast<int>(cases.size() / 3);
   i64 *device_cases = nullptr, *device_answers = nullptr;

@@ -53,7 +53,9 @@ TEST_CASE("The kernels' row arithmetic equals 64-bit arithmetic and brute force"
 }
 
 // The kernels' plans find their tile ranges with WarpSearch (32 probes per round); a range one tile too
-// narrow would drop keys, one too wide would only cost time, which the attention tests cannot see.
+// narrow would drop keys, one too wide would only cost time, which the attention tests cannot see. Every
+// lane must agree with the serial search and never test a tile outside the range (the answer comes back
+// negative if it did).
 TEST_CASE("WarpSearch finds what SerialSearch finds, on every lane", "[gpu]") {
   if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
   std::vector<std::int64_t> cases;
