@@ -78,21 +78,27 @@ class Ringlab:
     def backward(self, q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band, dilation=None):
         """delta, zeroed fp32 accumulators, the kernel, conversion to q's dtype: a full backward pass."""
         b, n, h, d = q.shape
-        m, hkv = k.shape[1], k.shape[2]
         code, stream = DTYPE_CODE[q.dtype], self._stream()
-        count, table = self._dilation(dilation)
         self._check(self.lib.ringlab_gpu_output_gradient_dot(code, dout.data_ptr(), out.data_ptr(), delta.data_ptr(),
                                                              b, n, h, d, stream, self.error, 2048), "delta")
         for x in (dq, dk, dv):
             x.zero_()
-        self._check(self.lib.ringlab_gpu_backward(
-            code, q.data_ptr(), k.data_ptr(), v.data_ptr(), dout.data_ptr(), lse.data_ptr(), delta.data_ptr(),
-            dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), b, n, m, h, hkv, d, 0, band[0], band[1], count, table,
-            1.0 / math.sqrt(d), stream, self.error, 2048), "backward")
+        self.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, dilation)
         for src, dst in ((dq, dq16), (dk, dk16), (dv, dv16)):
             r = src.shape
             self._check(self.lib.ringlab_gpu_convert(0, src.data_ptr(), code, dst.data_ptr(), r[0], r[1], r[2], r[3],
                                                      stream, self.error, 2048), "convert")
+
+
+    def backward_kernel(self, q, k, v, dout, lse, delta, dq, dk, dv, band, dilation=None):
+        """The backward kernel alone: dq, dk, dv (fp32) += this block pair's gradients."""
+        b, n, h, d = q.shape
+        m, hkv = k.shape[1], k.shape[2]
+        count, table = self._dilation(dilation)
+        self._check(self.lib.ringlab_gpu_backward(
+            DTYPE_CODE[q.dtype], q.data_ptr(), k.data_ptr(), v.data_ptr(), dout.data_ptr(), lse.data_ptr(),
+            delta.data_ptr(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), b, n, m, h, hkv, d, 0, band[0], band[1],
+            count, table, 1.0 / math.sqrt(d), self._stream(), self.error, 2048), "backward")
 
 
 class environment:
@@ -240,15 +246,21 @@ def head_groups(h, patterns):
     return groups
 
 
+def dilation_table(h, patterns):
+    """The per-head (w, r, offset) table of offset rule `group`: head group g runs pattern g at offset g mod r."""
+    table = []
+    for g, heads in enumerate(head_groups(h, patterns)):
+        w, r = patterns[g]
+        table += [(w, r, g % r)] * len(heads)
+    return table
+
+
 def dilated_config(lib, h, d, n, patterns, args, rows_out):
     torch.manual_seed(7)
     b = 1
     q, k, v = (torch.randn(b, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     groups = head_groups(h, patterns)
-    table = []
-    for g, heads in enumerate(groups):
-        w, r = patterns[g]
-        table += [(w, r, g % r)] * len(heads)
+    table = dilation_table(h, patterns)
     band = (-UNBOUNDED, UNBOUNDED)
     out = torch.empty_like(q)
     lse = torch.empty(b, h, n, device="cuda", dtype=torch.float32)

@@ -27,7 +27,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_attention import UNBOUNDED, Ringlab, head_groups, time_ms  # noqa: E402
+from bench_attention import UNBOUNDED, Ringlab, dilation_table, time_ms  # noqa: E402
 
 
 def fit_line(xs, ys):
@@ -65,12 +65,9 @@ def fit_section(lib, d, waves, repeats, sms):
                 dq = torch.zeros(1, n, h, d, device="cuda", dtype=torch.float32)
                 dk, dv = (torch.zeros(1, m, h, d, device="cuda", dtype=torch.float32) for _ in range(2))
                 dq16, dk16, dv16 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-                # The kernel alone: δ, zeroing and conversion are timed once and subtracted.
-                full = time_ms(lambda: lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16,
-                                                     band), repeats)
-                extra = time_ms(lambda: lib.backward_extras(q, k, v, out, dout, delta, dq, dk, dv, dq16, dk16,
-                                                            dv16), repeats)
-                ms = full - extra
+                lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band)  # δ
+                # The kernel alone (it adds into dq, dk, dv again each time: the values do not matter here).
+                ms = time_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band), repeats)
             per_wave = ms * 1e3 / waves
             times.append(per_wave)
             print(f"| {direction} | {t} | {per_wave:.1f} | {per_wave / t:.2f} |", flush=True)
@@ -146,10 +143,7 @@ def timeline_section(lib, args):
 
     def dilated(h, d, n, patterns):
         q, k, v, dout = (torch.randn(1, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-        table = []
-        for g, heads in enumerate(head_groups(h, patterns)):
-            w, r = patterns[g]
-            table += [(w, r, g % r)] * len(heads)
+        table = dilation_table(h, patterns)
         name = f"dilated H={h} D={d} N={n} " + ",".join(f"{w}:{r}" for w, r in patterns)
         return name, q, k, v, dout, (-UNBOUNDED, UNBOUNDED), table
 
@@ -176,21 +170,6 @@ def timeline_section(lib, args):
         os.unlink(path)
 
 
-class ProfiledRingLab(Ringlab):
-    def backward_extras(self, q, k, v, out, dout, delta, dq, dk, dv, dq16, dk16, dv16):
-        """The backward's work besides the kernel: δ, zeroing, conversions (timed to subtract)."""
-        b, n, h, d = q.shape
-        code, stream = 2, self._stream()
-        self._check(self.lib.ringlab_gpu_output_gradient_dot(code, dout.data_ptr(), out.data_ptr(), delta.data_ptr(),
-                                                             b, n, h, d, stream, self.error, 2048), "delta")
-        for x in (dq, dk, dv):
-            x.zero_()
-        for src, dst in ((dq, dq16), (dk, dk16), (dv, dv16)):
-            r = src.shape
-            self._check(self.lib.ringlab_gpu_convert(0, src.data_ptr(), code, dst.data_ptr(), r[0], r[1], r[2], r[3],
-                                                     stream, self.error, 2048), "convert")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lib", required=True)
@@ -207,7 +186,7 @@ def main():
     if not torch.cuda.is_available():
         print("profile_blocks.py: no CUDA device; nothing to measure", file=sys.stderr)
         return 2
-    lib = ProfiledRingLab(args.lib)
+    lib = Ringlab(args.lib)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     print(f"# Block profile: {torch.cuda.get_device_name(0)} ({sms} SMs)")
     if not args.skip_fit:

@@ -143,38 +143,38 @@ __device__ __forceinline__ void write_lse_rows(const float (&lse)[MT][2], const 
 // lane c = 0 writes the merged one. `lse_head`: the LSE of this (batch, head) at tensor row 0; `o_head`:
 // the fp32 O accumulator at (batch, head, row 0), rows `row_stride` apart.
 // The old values of a row are all loaded before any is stored: the compiler cannot move a load above a
-// store that might alias it, and load, merge, store pair by pair made each lane wait for 2·DT + 2 loads in
-// turn (~20 µs per block on an H100: bench/gpu/profile_blocks.py).
+// store that might alias it, so load, merge, store pair by pair made each lane wait for its loads in turn
+// (the backward's dK/dV epilogue did that and took 13–26 µs per block; this tail now takes ~4 µs in a ring
+// step: bench/results/gpu-block-costs-2026-11-22-H100.md). Each row's tensor row is computed once.
 template <int MT, int DT>
 __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4], const float (&lse)[MT][2],
                                                 const float (&inverse)[MT][2], const RowMap& q_rows, i64 first_query,
                                                 i64 q_end, float* lse_head, float* o_head, i64 row_stride, int lane) {
   const int g = lane / 4, c = lane % 4;
+  i64 tensor_row[MT][2];  // of each of the lane's rows; −1 past q_end
   float old_lse[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const i64 query = first_query + mt * 16 + g + 8 * half;
-      old_lse[mt][half] = query < q_end ? lse_head[q_rows.row(query)] : -INFINITY;
+      tensor_row[mt][half] = query < q_end ? q_rows.row(query) : -1;
+      old_lse[mt][half] = query < q_end ? lse_head[tensor_row[mt][half]] : -INFINITY;
     }
   float merged_lse[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const i64 query = first_query + mt * 16 + g + 8 * half;
-      merged_lse[mt][half] = -INFINITY;
-      if (query >= q_end) continue;
       const float la = old_lse[mt][half], lb = lse[mt][half];
-      const float larger = fmaxf(la, lb);
       merged_lse[mt][half] = la;
-      if (larger == -INFINITY || lb == -INFINITY) continue;  // nothing to add to this row
+      const float larger = fmaxf(la, lb);
+      if (tensor_row[mt][half] < 0 || larger == -INFINITY || lb == -INFINITY) continue;  // nothing to add
       const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
       merged_lse[mt][half] = merged;
       const float wa = la == -INFINITY ? 0.0f : expf(la - merged);
       const float wb = expf(lb - merged) * inverse[mt][half];
-      float2* row = reinterpret_cast<float2*>(o_head + q_rows.row(query) * row_stride + 2 * c);
+      float2* row = reinterpret_cast<float2*>(o_head + tensor_row[mt][half] * row_stride + 2 * c);
       float2 value[DT];
 #pragma unroll
       for (int dt = 0; dt < DT; ++dt) value[dt] = row[dt * 4];  // columns 8dt + 2c, +1
@@ -183,8 +183,13 @@ __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4],
         row[dt * 4] = make_float2(wa * value[dt].x + wb * acc_o[mt][dt][2 * half],
                                   wa * value[dt].y + wb * acc_o[mt][dt][2 * half + 1]);
     }
-  __syncwarp();
-  write_lse_rows<MT>(merged_lse, q_rows, first_query, q_end, lse_head, lane);
+  __syncwarp();  // every lane of a row has read its old LSE
+  if (c != 0) return;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+      if (tensor_row[mt][half] >= 0) lse_head[tensor_row[mt][half]] = merged_lse[mt][half];
 }
 
 // O / ℓ rounded to the element type, staged in shared memory at the warp's own rows (`first_row` in the
