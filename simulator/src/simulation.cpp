@@ -206,19 +206,17 @@ struct Simulation::State {
     schedule_options.returned_gradient_bytes_per_element = options.returned_gradient_bytes_per_element;
     schedule = make_ring_schedule(config, schedule_options);
     for (const Fault& fault : options.faults) {
+      const std::string given =  // as the user wrote it: kind@device:step
+          to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" + std::to_string(fault.step);
       if (fault.device < 0 || fault.device >= P)
-        throw ConfigError("--inject", to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" +
-                                          std::to_string(fault.step),
-                          "device must be in [0, " + std::to_string(P - 1) + "]");
+        throw ConfigError("--inject", given, "device must be in [0, " + std::to_string(P - 1) + "]");
       if (fault.kind != FaultKind::kill && schedule.local_only && P > 1)
-        throw ConfigError("--inject", to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" +
-                                          std::to_string(fault.step),
+        throw ConfigError("--inject", given,
                           "a kill: this ring sends no messages (every step after 0 is skipped on every device, so "
                           "each device keeps its own chunk)");
       const int last_step = fault.kind == FaultKind::kill ? P - 1 : P - 2;
       if (fault.step < 0 || fault.step > last_step)
-        throw ConfigError("--inject", to_string(fault.kind) + "@" + std::to_string(fault.device) + ":" +
-                                          std::to_string(fault.step),
+        throw ConfigError("--inject", given,
                           last_step < 0 ? "a ring of one device sends no messages"
                                         : "step must be in [0, " + std::to_string(last_step) + "] (" +
                                               (fault.kind == FaultKind::kill ? "the ring's steps"
