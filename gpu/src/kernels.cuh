@@ -31,8 +31,12 @@ ForwardVariant forward_variant();
 BackwardVariant backward_variant();
 bool hopper_forward_available();
 bool hopper_backward_available();
+// RINGLAB_HOPPER_COPIES = auto (unset) | tma | cp.async: how the Hopper forward's producer copies K and V
+// tiles (tma.cuh). Both give the same bits; cp.async is there to compare them.
+bool hopper_copies_by_tma();
+// `tma_copies`: K/V tiles by TMA where a descriptor can address them (else all by cp.async).
 template <class Element, int HeadDim>
-void launch_hopper_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream);
+void launch_hopper_forward(const AttentionParams& params, i64 rows_q, bool tma_copies, cudaStream_t stream);
 template <class Element, int HeadDim>
 void launch_hopper_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream);
 template <class Element, int HeadDim>

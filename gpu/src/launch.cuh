@@ -40,16 +40,18 @@ inline int next_timeline_launch() {
   return ++launches;
 }
 
-// `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block).
-template <class Kernel>
+// `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block). `extra` are the
+// kernel's parameters after the AttentionParams (the Hopper forward's TMA descriptors).
+template <class Kernel, class... Extra>
 void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int shared_bytes,
-                     const AttentionParams& params, cudaStream_t stream, const char* label = nullptr) {
+                     const AttentionParams& params, cudaStream_t stream, const char* label = nullptr,
+                     const Extra&... extra) {
   RINGLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
   const dim3 grid(static_cast<unsigned>((rows + tile_rows - 1) / tile_rows), static_cast<unsigned>(params.heads),
                   static_cast<unsigned>(params.batch));
   const char* timeline_path = label != nullptr ? kernel_timeline_path() : nullptr;
   if (timeline_path == nullptr) {
-    kernel<<<grid, threads, shared_bytes, stream>>>(params);
+    kernel<<<grid, threads, shared_bytes, stream>>>(params, extra...);
     RINGLAB_CUDA_CHECK(cudaGetLastError());
     return;
   }
@@ -58,7 +60,7 @@ void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int sh
   AttentionParams profiled = params;
   RINGLAB_CUDA_CHECK(cudaMalloc(&profiled.timeline, bytes));
   RINGLAB_CUDA_CHECK(cudaMemsetAsync(profiled.timeline, 0, bytes, stream));
-  kernel<<<grid, threads, shared_bytes, stream>>>(profiled);
+  kernel<<<grid, threads, shared_bytes, stream>>>(profiled, extra...);
   RINGLAB_CUDA_CHECK(cudaGetLastError());
   std::vector<unsigned long long> records(blocks * kTimelineFields);
   RINGLAB_CUDA_CHECK(cudaMemcpyAsync(records.data(), profiled.timeline, bytes, cudaMemcpyDeviceToHost, stream));

@@ -34,6 +34,8 @@ BackwardVariant backward_variant() {
                                                                    : BackwardVariant::automatic;
 }
 
+bool hopper_copies_by_tma() { return variant("RINGLAB_HOPPER_COPIES", "auto tma cp.async") != "cp.async"; }
+
 bool hopper_forward_available() {
   return forward_variant() == ForwardVariant::automatic && hopper_kernels_loadable();
 }
