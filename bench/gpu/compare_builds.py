@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Forward (or backward-kernel) TFLOP/s of several builds of libringlab_gpu_capi.so, and of both ways the Hopper
+forward copies K/V tiles (RINGLAB_HOPPER_COPIES = cp.async | tma), on the same inputs in one process: for A/B
+comparisons of a kernel change (bench_attention.py is the full table beside PyTorch).
+
+Usage: compare_builds.py [--backward] LIB [LIB ...]
+Prints one row per configuration: H, D, N, mask, then TFLOP/s per (build folder, copy mode); median of 30
+timed calls after 5 warm-up (CUDA events). The backward column times the backward kernel alone (FLOPs 2.5x).
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_attention import UNBOUNDED, Ringlab, dilation_table, head_groups  # noqa: E402
+
+CASES = [  # H, D, N, causal, dilation patterns
+    (16, 128, 16384, False, None),
+    (16, 128, 16384, True, None),
+    (16, 128, 4096, False, None),
+    (32, 64, 16384, False, None),
+    (16, 128, 32768, False, [(2048, 1), (4096, 2), (8192, 4)]),
+]
+
+
+def median_ms(function, repeats=30):
+    for _ in range(5):
+        function()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        function()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backward", action="store_true", help="time the backward kernel instead of the forward")
+    parser.add_argument("libs", nargs="+", help="paths to libringlab_gpu_capi.so")
+    args = parser.parse_args()
+    libs = [(os.path.basename(os.path.dirname(path)) or path, Ringlab(path)) for path in args.libs]
+    for h, d, n, causal, patterns in CASES:
+        q, k, v = (torch.randn(1, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        out, lse = torch.empty_like(q), torch.empty(1, h, n, device="cuda")
+        band = (-UNBOUNDED, 0 if causal else UNBOUNDED)
+        table = dilation_table(h, patterns) if patterns else None
+        if patterns:
+            flops = sum(4 * (n // r) * (w // r) * d * len(g) for (w, r), g in zip(patterns, head_groups(h, patterns)))
+        else:
+            flops = 4 * n * n * d * h / (2 if causal else 1)
+        if args.backward:
+            flops *= 2.5
+        row = f"H={h} D={d} N={n} {'causal' if causal else 'full'}{' dilated' if patterns else ''}"
+        for name, lib in libs:
+            for copies in ("cp.async", "tma"):
+                os.environ["RINGLAB_HOPPER_COPIES"] = copies
+                if args.backward:
+                    lib.forward(q, k, v, out, lse, band, dilation=table)
+                    dout, delta = torch.randn_like(q), torch.randn_like(lse)
+                    dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
+                    ms = median_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table))
+                else:
+                    ms = median_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table))
+                row += f" | {name} {copies} {flops / ms / 1e9:.0f}"
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
