@@ -111,6 +111,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
       ptx::mbarrier_init(ptx::shared_address(&barriers.k_empty[stage]), kConsumerThreads);
       ptx::mbarrier_init(ptx::shared_address(&barriers.v_empty[stage]), kConsumerThreads);
     }
+    ptx_tma::fence_barrier_init();  // TMA copies complete the full barriers
   }
   __syncthreads();
   if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());

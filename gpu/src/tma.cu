@@ -1,4 +1,5 @@
 // Host side of tma.cuh: the row steps a launch copies with, and their TMA descriptors.
+#include <atomic>
 #include <string>
 
 #include "cuda_check.cuh"
@@ -24,7 +25,11 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return encoder;
 }
 
+std::atomic<i64> descriptors_encoded{0};
+
 }  // namespace
+
+i64 tma_descriptors_encoded() { return descriptors_encoded.load(); }
 
 int collect_row_steps(const AttentionParams& params, bool keys, int min_rows, i64 (&steps)[RowTileMaps::kMaxSteps]) {
   int count = 0;
@@ -68,6 +73,7 @@ void encode_row_maps(RowTileMaps& maps, const void* base, bool bfloat16, i64 bat
                       ") for rows " + std::to_string(total_rows) + ", heads " + std::to_string(heads) +
                       ", head_dim " + std::to_string(head_dim) + ", row step " + std::to_string(step));
     maps.row_step[maps.count++] = static_cast<int>(step);
+    ++descriptors_encoded;
   }
 }
 

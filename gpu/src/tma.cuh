@@ -66,6 +66,11 @@ __device__ __forceinline__ void mbarrier_arrive_expect_bytes(std::uint32_t barri
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(barrier), "r"(bytes) : "memory");
 }
 
+// Makes this thread's mbarrier.init visible to the asynchronous proxy, which completes the barriers' byte counts.
+__device__ __forceinline__ void fence_barrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
 // The box at coordinates (c0, c1, c2, c3) of `map` into shared memory at `destination` (1024-byte aligned for
 // the 128-byte swizzle); the bytes complete on `barrier`. `map` is the generic address of a __grid_constant__
 // kernel parameter.
@@ -103,5 +108,8 @@ int collect_row_steps(const AttentionParams& params, bool keys, int min_rows, i6
 // coordinates.
 void encode_row_maps(RowTileMaps& maps, const void* base, bool bfloat16, i64 batch, i64 rows, i64 heads,
                      i64 head_dim, const i64* steps, int step_count, int box_rows);
+
+// Descriptors encode_row_maps has made in this process (so that a test can see the TMA path was taken).
+i64 tma_descriptors_encoded();
 
 }  // namespace ringlab::gpu::detail
