@@ -15,6 +15,8 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <thread>
 
 #include "catch_compat.hpp"
 #include "gpu_test_helpers.hpp"
@@ -326,6 +328,8 @@ Tensor<double> from_floats(const std::vector<float>& values, std::vector<i64> sh
 
 }  // namespace
 
+// Both transports of the thread-per-GPU ring: NCCL's send/recv, and the copy engines (NcclOptions::
+// copy_engine_transfers: cudaMemcpyPeerAsync, ranks meeting on the host each round).
 TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[gpu][ring][nccl]") {
   if (!gpu::nccl_ring_available()) RINGLAB_SKIP("NCCL ring test skipped: built without NCCL");
   if (gpu::device_count() < 2)
@@ -344,21 +348,111 @@ TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[g
     const Expected expected = expected_for(config, in, dtype);
     const auto q = encoded(in.q, dtype), k = encoded(in.k, dtype), v = encoded(in.v, dtype), dout = encoded(in.dout, dtype);
     for (int ring_size : rings)
-      for (Layout layout : {Layout::contiguous, Layout::zigzag, Layout::striped}) {
-        AttentionConfig ring_config = config;
-        ring_config.ring = ring_size;
-        ring_config.layout = layout;
-        const auto result = gpu::run_nccl_ring(ring_config, dtype, {q.data(), k.data(), v.data(), dout.data()});
-        Outputs got;
-        std::vector<float> out_values(in.q.data.size());
-        gpu::decode(dtype, result.out.data(), out_values);
-        got.out = from_floats(out_values, in.q.shape);
-        got.lse = from_floats(result.lse, {config.batch, config.heads, config.seq});
-        got.dq = rounded(from_floats(result.dq, in.q.shape), dtype);
-        got.dk = rounded(from_floats(result.dk, in.k.shape), dtype);
-        got.dv = rounded(from_floats(result.dv, in.k.shape), dtype);
-        compare("NCCL P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(config), dtype, got,
-                expected);
+      for (Layout layout : {Layout::contiguous, Layout::zigzag, Layout::striped})
+        for (const bool copy_engines : {false, true}) {
+          AttentionConfig ring_config = config;
+          ring_config.ring = ring_size;
+          ring_config.layout = layout;
+          gpu::NcclOptions options;
+          options.copy_engine_transfers = copy_engines;
+          const auto result = gpu::run_nccl_ring(ring_config, dtype, {q.data(), k.data(), v.data(), dout.data()},
+                                                 gpu::GradientPrecision::input, options);
+          Outputs got;
+          std::vector<float> out_values(in.q.data.size());
+          gpu::decode(dtype, result.out.data(), out_values);
+          got.out = from_floats(out_values, in.q.shape);
+          got.lse = from_floats(result.lse, {config.batch, config.heads, config.seq});
+          got.dq = rounded(from_floats(result.dq, in.q.shape), dtype);
+          got.dk = rounded(from_floats(result.dk, in.k.shape), dtype);
+          got.dv = rounded(from_floats(result.dv, in.k.shape), dtype);
+          compare(std::string(copy_engines ? "copy engines" : "NCCL") + " P=" + std::to_string(ring_size) + " " +
+                      to_string(layout) + " " + label(config),
+                  dtype, got, expected);
+        }
+  }
+}
+
+// The copy-engine ranks meet on the host once per round of hops, numbered over the communicators' life: a second
+// ring of another size on the same communicators must not read the first ring's round (it once did: rank 0 read
+// rank 1's 8K-token hop while expecting a 16K one). Two rings in turn, a thread per GPU; each ring's output must
+// equal, bit for bit, what the same ring gives with NCCL's send/recv (same kernels, same bytes moved).
+TEST_CASE("gpu::NcclRing with copy engines: consecutive rings on the same communicators", "[gpu][ring][nccl]") {
+  if (!gpu::nccl_ring_available()) RINGLAB_SKIP("NCCL ring test skipped: built without NCCL");
+  if (gpu::device_count() < 2)
+    RINGLAB_SKIP("copy-engine ring test skipped: needs 2 GPUs (" + std::to_string(gpu::device_count()) + " here)");
+  const DType dtype = DType::bf16;
+  std::vector<AttentionConfig> configs;
+  for (const i64 n : {1024, 2050}) {
+    AttentionConfig config;
+    config.seq = config.kv_seq = n;
+    config.heads = 4;
+    config.kv_heads = 2;
+    config.head_dim = 64;
+    config.causal = true;
+    config.layout = Layout::zigzag;
+    config.ring = 2;
+    config.validate();
+    configs.push_back(config);
+  }
+  std::vector<std::vector<unsigned char>> q, k, v;
+  std::vector<std::vector<unsigned char>> expected_out;
+  std::uint64_t seed = 900;
+  for (const AttentionConfig& config : configs) {
+    auto raw = testing::random_inputs(config, ++seed);
+    q.push_back(encoded(rounded(raw.q, dtype), dtype));
+    k.push_back(encoded(rounded(raw.k, dtype), dtype));
+    v.push_back(encoded(rounded(raw.v, dtype), dtype));
+    const auto dout = encoded(rounded(raw.dout, dtype), dtype);
+    expected_out.push_back(gpu::run_nccl_ring(config, dtype, {q.back().data(), k.back().data(), v.back().data(),
+                                                              dout.data()}).out);
+  }
+  gpu::NcclOptions options;
+  options.copy_engine_transfers = true;
+  auto comms = gpu::NcclCommunicator::for_local_gpus(2, options);
+  std::vector<std::vector<unsigned char>> got_out;
+  for (const auto& out : expected_out) got_out.emplace_back(out.size(), 0);  // each rank fills its own rows
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        for (std::size_t c = 0; c < configs.size(); ++c) {
+          const AttentionConfig& config = configs[c];
+          const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
+          gpu::NcclRing ring(config, dtype, comms[static_cast<std::size_t>(r)]);  // makes GPU r current
+          gpu::DeviceBuffer dq(q[c].size()), dk(k[c].size()), dv(v[c].size());
+          dq.upload(q[c].data(), q[c].size());
+          dk.upload(k[c].data(), k[c].size());
+          dv.upload(v[c].data(), v[c].size());
+          ring.poison();
+          ring.load_whole({dq.data(), dtype, B, N, H, D}, {dk.data(), dtype, B, N, Hkv, D}, {dv.data(), dtype, B, N, Hkv, D});
+          ring.forward();
+          gpu::DeviceBuffer out(q[c].size()), lse(static_cast<std::size_t>(B * H * N) * 4);
+          out.fill(0);
+          ring.gather_output({out.data(), dtype, B, N, H, D}, lse.as<float>());
+          std::vector<unsigned char> host(out.bytes());
+          out.download(host.data(), host.size());
+          const auto rows = ring.positions().expand();
+          const std::size_t row_bytes = static_cast<std::size_t>(H * D) * gpu::size_of(dtype);
+          for (i64 b = 0; b < B; ++b)
+            for (const i64 t : rows) {
+              const std::size_t at = static_cast<std::size_t>(b * N + t) * row_bytes;
+              std::copy_n(host.begin() + static_cast<std::ptrdiff_t>(at), row_bytes,
+                          got_out[c].begin() + static_cast<std::ptrdiff_t>(at));
+            }
+        }
+      } catch (const std::exception& error) {
+        errors[static_cast<std::size_t>(r)] = error.what();
+        for (auto& comm : comms) comm.request_abort();
       }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) {
+    INFO("rank " << r << ": " << errors[static_cast<std::size_t>(r)]);
+    REQUIRE(errors[static_cast<std::size_t>(r)].empty());
+  }
+  for (std::size_t c = 0; c < configs.size(); ++c) {
+    INFO("N = " << configs[c].seq);
+    CHECK(got_out[c] == expected_out[c]);
   }
 }

@@ -8,6 +8,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -199,6 +202,124 @@ class NcclTransport final : public Transport {
   Event last_ = nullptr;
 };
 
+// What the ranks of a copy-engine ring (NcclOptions::copy_engine_transfers) tell each other each round, on the
+// host: the buffers a rank sends and the event after which they hold the data (posted), and the event after
+// which its pull from rank − 1 has landed (pulled). One slot per rank suffices: a rank posts round n + 1 only after
+// rank + 1 pulled round n, and rank + 1 reads the slot before it says so. Rounds are numbered per rank over the
+// exchange's life (every ring its communicators run, in the same order on every rank), so that a new ring never
+// reads an earlier ring's slot.
+class PeerExchange {
+ public:
+  explicit PeerExchange(int size) : slots_(static_cast<std::size_t>(size)), rounds_(static_cast<std::size_t>(size), 0) {}
+
+  long long next_round(int rank) { return ++rounds_[static_cast<std::size_t>(rank)]; }  // rank's own thread only
+
+  struct Slot {
+    std::vector<Hop> hops;
+    Event ready = nullptr, pulled = nullptr;
+    long long posted_round = -1, pulled_round = -1;
+  };
+
+  // Sets rank's slot with `update` under the lock, then wakes the waiters.
+  template <class Update>
+  void publish(int rank, Update update) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      update(slots_[static_cast<std::size_t>(rank)]);
+    }
+    changed_.notify_all();
+  }
+  // Waits until `ready(slot of rank)` holds and returns a copy of the slot; throws RingFault after `timeout_s`
+  // or when the exchange is aborted (a rank of this process failed).
+  template <class Ready>
+  Slot await(int rank, Ready ready, double timeout_s, const std::string& who) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+    const Slot& slot = slots_[static_cast<std::size_t>(rank)];
+    while (!aborted_ && !ready(slot))
+      if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && !ready(slot))
+        throw RingFault(who + ": rank " + std::to_string(rank) + " did not get to this round of copies within " +
+                        std::to_string(static_cast<int>(timeout_s)) + " s");
+    if (aborted_) throw RingFault(who + ": another rank of this process failed");
+    return slot;
+  }
+  void abort() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      aborted_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Slot> slots_;
+  std::vector<long long> rounds_;
+  bool aborted_ = false;
+};
+
+// The copy-engine transport of one rank (a thread per GPU): in each round it pulls every hop from rank − 1's
+// send buffer into its own receive buffer with cudaMemcpyPeerAsync on its copy stream, after its own `ready` and
+// rank − 1's; arrived() is an event after its pull landed and rank + 1's pull from it did (so that its send
+// buffers may be reused). No SM takes part in the copies.
+class PeerCopyTransport final : public Transport {
+ public:
+  PeerCopyTransport(std::shared_ptr<PeerExchange> exchange, int rank, int size, double timeout_s)
+      : exchange_(std::move(exchange)), rank_(rank), size_(size), timeout_s_(timeout_s) {
+    RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  ~PeerCopyTransport() override { cudaStreamDestroy(stream_); }
+  int size() const override { return size_; }
+  void begin_pass() override { events_.reset(); }
+  void post(int rank, std::span<const Hop> hops, Event ready) override {
+    if (rank != rank_) throw Error("internal error: PeerCopyTransport of rank " + std::to_string(rank_) + " posted for " + std::to_string(rank));
+    const long long round = exchange_->next_round(rank_);
+    const std::string who = "rank " + std::to_string(rank_) + " (copy engines)";
+    exchange_->publish(rank_, [&](PeerExchange::Slot& slot) {
+      slot.hops.assign(hops.begin(), hops.end());
+      slot.ready = ready;
+      slot.posted_round = round;
+    });
+    const int previous = (rank_ + size_ - 1) % size_, next = (rank_ + 1) % size_;
+    const PeerExchange::Slot from = exchange_->await(
+        previous, [round](const PeerExchange::Slot& s) { return s.posted_round >= round; }, timeout_s_, who);
+    if (from.hops.size() != hops.size())
+      throw Error("internal error: PeerCopyTransport: ranks " + std::to_string(previous) + " and " + std::to_string(rank_) +
+                  " posted different numbers of hops");
+    if (ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
+    if (from.ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, from.ready, 0));
+    for (std::size_t h = 0; h < hops.size(); ++h) {
+      if (from.hops[h].send_bytes != hops[h].recv_bytes)
+        throw Error("internal error: PeerCopyTransport: rank " + std::to_string(previous) + " sends " +
+                    std::to_string(from.hops[h].send_bytes) + " bytes, rank " + std::to_string(rank_) + " expects " +
+                    std::to_string(hops[h].recv_bytes));
+      if (hops[h].recv_bytes > 0)
+        RINGLAB_CUDA_CHECK(cudaMemcpyPeerAsync(hops[h].recv, rank_, from.hops[h].send, previous, hops[h].recv_bytes,
+                                               stream_));
+    }
+    const Event pulled = events_.record(stream_);
+    exchange_->publish(rank_, [&](PeerExchange::Slot& slot) {
+      slot.pulled = pulled;
+      slot.pulled_round = round;
+    });
+    const PeerExchange::Slot to = exchange_->await(
+        next, [round](const PeerExchange::Slot& s) { return s.pulled_round >= round; }, timeout_s_, who);
+    if (to.pulled) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, to.pulled, 0));
+    last_ = events_.record(stream_);
+  }
+  void flush() override {}
+  Event arrived(int) override { return last_; }
+
+ private:
+  std::shared_ptr<PeerExchange> exchange_;
+  int rank_, size_;
+  double timeout_s_;
+  cudaStream_t stream_ = nullptr;
+  detail::EventPool events_;
+  Event last_ = nullptr;
+};
+
 }  // namespace
 
 // ---- NcclCommunicator -------------------------------------------------------------------------------------
@@ -209,6 +330,7 @@ struct NcclCommunicator::State {
   NcclOptions options;
   bool aborted = false;
   std::atomic<bool> abort_requested{false};
+  std::shared_ptr<PeerExchange> exchange;  // copy_engine_transfers: shared by the ranks of for_local_gpus
   ~State() {
     if (!comm) return;
     if (aborted) return;
@@ -226,10 +348,13 @@ int NcclCommunicator::device() const { return state_->device; }
 const NcclOptions& NcclCommunicator::options() const { return state_->options; }
 
 void NcclCommunicator::request_abort() {
-  if (state_) state_->abort_requested = true;
+  if (!state_) return;
+  state_->abort_requested = true;
+  if (state_->exchange) state_->exchange->abort();  // ranks waiting for this round's copies stop waiting
 }
 
 void NcclCommunicator::abort() {
+  if (state_ && state_->exchange) state_->exchange->abort();
   if (state_ && state_->comm && !state_->aborted) {
     state_->aborted = true;
     ncclCommAbort(state_->comm);
@@ -285,6 +410,10 @@ ncclUniqueId id_through_file(const std::string& path, int rank, double timeout_s
 
 NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_in) {
   NcclOptions options = options_in;
+  if (options.copy_engine_transfers)
+    throw ConfigError("NcclOptions::copy_engine_transfers", "true",
+                      "false with one process per GPU: copy-engine transfers need one process driving all GPUs "
+                      "(for_local_gpus; ringlab-ring --threads)");
   const auto rank_set = launcher_int({"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"});
   const auto size_set = launcher_int({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"});
   if (!rank_set || !size_set)
@@ -381,6 +510,21 @@ std::vector<NcclCommunicator> NcclCommunicator::for_local_gpus(int count, const 
     abort_all();
     throw;
   }
+  if (options.copy_engine_transfers) {
+    // Each rank pulls from rank − 1: let its GPU read the other's memory directly over NVLink.
+    for (int r = 0; r < count && count > 1; ++r) {
+      const int previous = (r + count - 1) % count;
+      RINGLAB_CUDA_CHECK(cudaSetDevice(r));
+      int possible = 0;
+      RINGLAB_CUDA_CHECK(cudaDeviceCanAccessPeer(&possible, r, previous));
+      if (!possible) continue;  // cudaMemcpyPeerAsync still works, staged by the driver
+      const cudaError_t enabled = cudaDeviceEnablePeerAccess(previous, 0);
+      if (enabled == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
+      else RINGLAB_CUDA_CHECK(enabled);
+    }
+    auto exchange = std::make_shared<PeerExchange>(count);
+    for (auto& state : states) state->exchange = exchange;
+  }
   std::vector<NcclCommunicator> result;
   for (auto& state : states) result.push_back(NcclCommunicator(std::move(state)));
   return result;
@@ -392,7 +536,7 @@ struct NcclRing::Impl {
   NcclCommunicator& comm;
   detail::RingProblem problem;
   std::unique_ptr<detail::RingRank> rank;
-  std::unique_ptr<NcclTransport> transport;
+  std::unique_ptr<Transport> transport;  // NcclTransport, or PeerCopyTransport (copy_engine_transfers)
   ProgressBoard board;
   cudaEvent_t pass_start = nullptr, pass_end = nullptr;  // timing events
   int inject_step = -1;
@@ -409,8 +553,12 @@ struct NcclRing::Impl {
       throw RingFault("rank " + std::to_string(comm.rank()) + ": the communicator was aborted by an earlier fault");
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
     rank = std::make_unique<detail::RingRank>(problem, comm.rank());
-    transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(), comm.options().stall_timeout_s,
-                                                comm.options().high_priority_transfers);
+    if (comm.state_->exchange)
+      transport = std::make_unique<PeerCopyTransport>(comm.state_->exchange, comm.rank(), comm.size(),
+                                                      comm.options().stall_timeout_s);
+    else
+      transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(),
+                                                  comm.options().stall_timeout_s, comm.options().high_priority_transfers);
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
     try {
@@ -642,7 +790,7 @@ bool nccl_ring_available() { return true; }
 // ---- run_nccl_ring: a thread per local GPU, host tensors in and out (tests) -------------------------------
 
 NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, const NcclRingInputs& inputs,
-                              GradientPrecision gradients) {
+                              GradientPrecision gradients, const NcclOptions& options) {
   AttentionConfig config = config_in;
   config.validate();
   const int ring = config.ring;
@@ -657,7 +805,7 @@ NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, con
   result.dq.resize(B * N * H * D);
   result.dk.resize(B * N * Hkv * D);
   result.dv.resize(B * N * Hkv * D);
-  auto comms = NcclCommunicator::for_local_gpus(ring);
+  auto comms = NcclCommunicator::for_local_gpus(ring, options);
   std::vector<std::string> errors(ring);
   std::vector<std::thread> threads;
   for (int r = 0; r < ring; ++r)
@@ -760,7 +908,9 @@ void NcclRing::gather_gradients(DeviceTensor, DeviceTensor, DeviceTensor) { no_n
 std::size_t NcclRing::bytes_per_device() const { no_nccl(); }
 void NcclRing::poison() { no_nccl(); }
 void NcclRing::inject_before_step(int, void (*)()) { no_nccl(); }
-NcclRingOutputs run_nccl_ring(const AttentionConfig&, DType, const NcclRingInputs&, GradientPrecision) { no_nccl(); }
+NcclRingOutputs run_nccl_ring(const AttentionConfig&, DType, const NcclRingInputs&, GradientPrecision, const NcclOptions&) {
+  no_nccl();
+}
 
 }  // namespace ringlab::gpu
 

@@ -69,6 +69,7 @@ struct Options {
   std::string nccl_cta_policy = "default";
   bool nccl_register = false;
   std::string transfer_priority = "high";
+  std::string transport = "nccl";
   std::string grad_precision = "input";  // input | fp32: the dK/dV the ring returns (gpu::GradientPrecision)
   gpu::GradientPrecision gradients() const {
     return grad_precision == "fp32" ? gpu::GradientPrecision::fp32 : gpu::GradientPrecision::input;
@@ -377,10 +378,10 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
 }
 
 void print_bench_header(const Options& options, int P) {
-  fmt::print("# ringlab-ring bench: {} ranks, {}, dK/dV returned in {}, GPU: {}, NCCL maxCTAs {}, CTA policy {}, "
-             "transfer stream priority {}, simulator preset {}\n",
+  fmt::print("# ringlab-ring bench: {} ranks, {}, dK/dV returned in {}, GPU: {}, transport {}, NCCL maxCTAs {}, "
+             "CTA policy {}, transfer stream priority {}, simulator preset {}\n",
              P, options.dtype_name, options.grad_precision == "fp32" ? "fp32" : options.dtype_name,
-             gpu::describe_device(0),
+             gpu::describe_device(0), options.transport == "copy-engine" ? "copy engines (threads)" : "NCCL send/recv",
              options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default",
              options.nccl_cta_policy + (options.nccl_register ? ", buffers registered" : ""),
              options.transfer_priority,
@@ -477,6 +478,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 64));
   app.add_option("--transfer-priority", options.transfer_priority, "the NCCL stream's priority: high | normal")
       ->check(CLI::IsMember({"high", "normal"}));
+  app.add_option("--transport", options.transport,
+                 "how the ring's hops travel: nccl (send/recv kernels) | copy-engine (cudaMemcpyPeerAsync by the copy "
+                 "engines, no SMs; only with --threads)")
+      ->check(CLI::IsMember({"nccl", "copy-engine"}));
   app.add_option("--device-preset", options.device_preset, "simulator preset for the predictions (default: from the GPU)");
   app.add_option("--grad-precision", options.grad_precision,
                  "dK, dV returned in the input dtype (rounded before the final hop home: half its bytes) or fp32")
@@ -511,6 +516,11 @@ int main(int argc, char** argv) {
                       : options.nccl_cta_policy == "zero"     ? gpu::NcclOptions::CtaPolicy::zero
                                                               : gpu::NcclOptions::CtaPolicy::nccl_default;
     nccl.high_priority_transfers = options.transfer_priority == "high";
+    nccl.copy_engine_transfers = options.transport == "copy-engine";
+    if (nccl.copy_engine_transfers && !options.threads)
+      throw ConfigError("--transport", options.transport,
+                        "nccl, or copy-engine together with --threads (the copy engines need one process driving "
+                        "all GPUs)");
     if (options.threads && !options.inject.empty())
       throw ConfigError("--inject", options.inject,
                         "one process per GPU (without --threads): a killed or stalled thread cannot be isolated");

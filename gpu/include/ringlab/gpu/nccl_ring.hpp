@@ -53,6 +53,11 @@ struct NcclOptions {
   bool register_buffers = false;
   bool high_priority_transfers = true;  // the communication stream at the highest priority: NCCL's kernels get
                                         // SMs as soon as the attention kernel's blocks free them
+  // for_local_gpus only (one process, a thread per GPU): the ring's hops (K/V, dK/dV) by the GPUs' copy engines
+  // (cudaMemcpyPeerAsync, each rank pulling from rank − 1, the threads meeting once per round on the host)
+  // instead of NCCL's send/recv kernels, which take SMs from the attention kernels they overlap. NCCL 2.28 has
+  // no copy-engine send/recv. The communicators still exist (the watchdog polls them).
+  bool copy_engine_transfers = false;
 };
 
 // One rank's NCCL communicator (owned; aborted or destroyed with it). Its GPU becomes current on the calling
@@ -163,10 +168,10 @@ struct NcclRingOutputs {
   std::vector<float> lse;          // [B, H, N]
   std::vector<float> dq, dk, dv;   // fp32 (dK, dV: the dtype's values under GradientPrecision::input)
 };
-// config.ring local GPUs, a thread each (NcclCommunicator::for_local_gpus + NcclRing); forward then
+// config.ring local GPUs, a thread each (NcclCommunicator::for_local_gpus(options) + NcclRing); forward then
 // backward; gathered to the host. Throws ConfigError (unsupported, too few GPUs, no NCCL) or RingFault
 // naming the failing rank(s).
 NcclRingOutputs run_nccl_ring(const AttentionConfig& config, DType dtype, const NcclRingInputs& inputs,
-                              GradientPrecision gradients = GradientPrecision::input);
+                              GradientPrecision gradients = GradientPrecision::input, const NcclOptions& options = {});
 
 }  // namespace ringlab::gpu
