@@ -7,7 +7,9 @@
 //     torchrun / srun / mpirun convention; the GPU is LOCAL_RANK) and bootstraps through NCCL_COMM_ID
 //     ("host:port" of rank 0, read by NCCL itself) or, without it, RINGLAB_NCCL_ID_FILE (a path on a shared
 //     filesystem: rank 0 writes the unique id there, the others wait for it);
-//   - one process driving all local GPUs, a thread per GPU: NcclCommunicator::for_local_gpus(P).
+//   - one process driving all local GPUs, a thread per GPU: NcclCommunicator::for_local_gpus(P); with
+//     NcclOptions::copy_engine_transfers the hops go by cudaMemcpyPeerAsync on the copy engines instead of
+//     NCCL's send/recv kernels (which take SMs from the attention kernels).
 //
 // Faults. Nothing may hang: every wait polls (never cudaStreamSynchronize on NCCL work) for
 // ncclCommGetAsyncError and for progress — a pass whose next step has not finished for `stall_timeout`
