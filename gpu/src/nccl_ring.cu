@@ -202,12 +202,20 @@ class NcclTransport final : public Transport {
   Event last_ = nullptr;
 };
 
+// A copy-engine rank stopped waiting for a neighbour: it timed out, or another rank of the process failed. The
+// rank reports it as a peer's fault (the progress board marks it aborted, not failed).
+class PeerWaitFault : public RingFault {
+ public:
+  using RingFault::RingFault;
+};
+
 // What the ranks of a copy-engine ring (NcclOptions::copy_engine_transfers) tell each other each round, on the
-// host: the buffers a rank sends and the event after which they hold the data (posted), and the event after
-// which its pull from rank − 1 has landed (pulled). One slot per rank suffices: a rank posts round n + 1 only after
-// rank + 1 pulled round n, and rank + 1 reads the slot before it says so. Rounds are numbered per rank over the
-// exchange's life (every ring its communicators run, in the same order on every rank), so that a new ring never
-// reads an earlier ring's slot.
+// host: the buffers a rank sends and the event after which rank + 1 may read them (posted), the event after which
+// its own pull from rank − 1 has landed (pulled), and that it has made its stream wait for rank + 1's pulled event
+// (waited). One slot per rank suffices: a rank leaves round n only after rank + 1 has pulled round n (so it read
+// the slot) and rank − 1 has waited (so it used the pulled event), and only then may it reuse or destroy the
+// events. Rounds are numbered per rank over the exchange's life (every ring its communicators run, in the same
+// order on every rank), so that a new ring never reads an earlier ring's slot.
 class PeerExchange {
  public:
   explicit PeerExchange(int size) : slots_(static_cast<std::size_t>(size)), rounds_(static_cast<std::size_t>(size), 0) {}
@@ -217,7 +225,7 @@ class PeerExchange {
   struct Slot {
     std::vector<Hop> hops;
     Event ready = nullptr, pulled = nullptr;
-    long long posted_round = -1, pulled_round = -1;
+    long long posted_round = -1, pulled_round = -1, waited_round = -1;
   };
 
   // Sets rank's slot with `update` under the lock, then wakes the waiters.
@@ -229,18 +237,19 @@ class PeerExchange {
     }
     changed_.notify_all();
   }
-  // Waits until `ready(slot of rank)` holds and returns a copy of the slot; throws RingFault after `timeout_s`
-  // or when the exchange is aborted (a rank of this process failed).
+  // Waits until `ready(slot of rank)` holds and returns a copy of the slot; throws PeerWaitFault after
+  // `timeout_s` (saying that rank had not done `what` yet) or when the exchange is aborted.
   template <class Ready>
-  Slot await(int rank, Ready ready, double timeout_s, const std::string& who) {
+  Slot await(int rank, Ready ready, double timeout_s, const std::string& what) {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
     const Slot& slot = slots_[static_cast<std::size_t>(rank)];
     while (!aborted_ && !ready(slot))
       if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && !ready(slot))
-        throw RingFault(who + ": rank " + std::to_string(rank) + " did not get to this round of copies within " +
-                        std::to_string(static_cast<int>(timeout_s)) + " s");
-    if (aborted_) throw RingFault(who + ": another rank of this process failed");
+        throw PeerWaitFault("copy engines: rank " + std::to_string(rank) + " did not " + what + " within " +
+                            std::to_string(static_cast<int>(timeout_s)) + " s");
+    if (aborted_) throw PeerWaitFault("copy engines: stopped waiting for rank " + std::to_string(rank) + " to " + what +
+                                      ": a rank of this process failed");
     return slot;
   }
   void abort() {
@@ -260,9 +269,12 @@ class PeerExchange {
 };
 
 // The copy-engine transport of one rank (a thread per GPU): in each round it pulls every hop from rank − 1's
-// send buffer into its own receive buffer with cudaMemcpyPeerAsync on its copy stream, after its own `ready` and
-// rank − 1's; arrived() is an event after its pull landed and rank + 1's pull from it did (so that its send
-// buffers may be reused). No SM takes part in the copies.
+// send buffer into its own receive buffer with cudaMemcpyPeerAsync on its copy stream. What rank + 1 may read from
+// this rank is an event on the same copy stream after the driver's `ready`: it also covers this rank's own earlier
+// pulls, because the driver posts round n + 1 (forwarding the chunk that arrived in round n) before waiting for
+// round n to arrive — with P ≥ 3 rank + 1 would otherwise read that buffer before it landed (NCCL orders a rank's
+// rounds on its one stream). arrived() is an event after its pull landed and rank + 1's pull from it did (so that
+// its send buffers may be reused). No SM takes part in the copies.
 class PeerCopyTransport final : public Transport {
  public:
   PeerCopyTransport(std::shared_ptr<PeerExchange> exchange, int rank, int size, double timeout_s)
@@ -275,19 +287,22 @@ class PeerCopyTransport final : public Transport {
   void post(int rank, std::span<const Hop> hops, Event ready) override {
     if (rank != rank_) throw Error("internal error: PeerCopyTransport of rank " + std::to_string(rank_) + " posted for " + std::to_string(rank));
     const long long round = exchange_->next_round(rank_);
-    const std::string who = "rank " + std::to_string(rank_) + " (copy engines)";
+    const std::string numbered = " round " + std::to_string(round) + " of copies";
+    // The driver's `ready` (send buffers hold the data, receive buffers are free), after this stream's earlier pulls.
+    if (ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
+    const Event sendable = events_.record(stream_);
     exchange_->publish(rank_, [&](PeerExchange::Slot& slot) {
       slot.hops.assign(hops.begin(), hops.end());
-      slot.ready = ready;
+      slot.ready = sendable;
       slot.posted_round = round;
     });
     const int previous = (rank_ + size_ - 1) % size_, next = (rank_ + 1) % size_;
     const PeerExchange::Slot from = exchange_->await(
-        previous, [round](const PeerExchange::Slot& s) { return s.posted_round >= round; }, timeout_s_, who);
+        previous, [round](const PeerExchange::Slot& s) { return s.posted_round >= round; }, timeout_s_,
+        "post" + numbered);
     if (from.hops.size() != hops.size())
       throw Error("internal error: PeerCopyTransport: ranks " + std::to_string(previous) + " and " + std::to_string(rank_) +
                   " posted different numbers of hops");
-    if (ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
     if (from.ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, from.ready, 0));
     for (std::size_t h = 0; h < hops.size(); ++h) {
       if (from.hops[h].send_bytes != hops[h].recv_bytes)
@@ -304,8 +319,14 @@ class PeerCopyTransport final : public Transport {
       slot.pulled_round = round;
     });
     const PeerExchange::Slot to = exchange_->await(
-        next, [round](const PeerExchange::Slot& s) { return s.pulled_round >= round; }, timeout_s_, who);
+        next, [round](const PeerExchange::Slot& s) { return s.pulled_round >= round; }, timeout_s_,
+        "pull" + numbered);
     if (to.pulled) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, to.pulled, 0));
+    exchange_->publish(rank_, [&](PeerExchange::Slot& slot) { slot.waited_round = round; });
+    // Rank − 1 has used this rank's `pulled` event: it may be re-recorded (next pass) or destroyed (ring's end).
+    (void)exchange_->await(
+        previous, [round](const PeerExchange::Slot& s) { return s.waited_round >= round; }, timeout_s_,
+        "finish" + numbered);
     last_ = events_.record(stream_);
   }
   void flush() override {}
@@ -695,6 +716,9 @@ struct NcclRing::Impl {
       // The driver orders every transfer of the pass (the last dK/dV hop too) into the rank's stream.
       RINGLAB_CUDA_CHECK(cudaEventRecord(pass_end, rank->stream));
       wait_until(pass_end, pass);
+    } catch (const PeerWaitFault& fault) {  // a neighbour's fault, seen by the copy-engine transport
+      if (failed) throw;
+      fail(pass, static_cast<int>(finished), fault.what(), true);
     } catch (const std::exception& error) {
       if (failed) throw;  // fail() aborted and diagnosed already
       // A CUDA or NCCL call failed, or timed out, while enqueueing (e.g. a peer that never connects): abort

@@ -1,5 +1,5 @@
 // The one ring driver (issue 6), shared by gpu::VirtualRing (P ranks on one GPU, CopyTransport) and
-// gpu::NcclRing (one rank per GPU, NcclTransport). Internal to gpu/src.
+// gpu::NcclRing (one rank per GPU, NcclTransport or PeerCopyTransport: nccl_ring.cu). Internal to gpu/src.
 //
 // A RingRank is what one device holds (docs/gpu-rings.md): its Q shard, home K/V, two K/V rotation buffers,
 // the fp32 running O, O, LSE, partial (O, LSE), dO, δ, fp32 dQ, two travelling fp32 dK/dV buffers and the home

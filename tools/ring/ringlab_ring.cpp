@@ -381,7 +381,9 @@ void print_bench_header(const Options& options, int P) {
   fmt::print("# ringlab-ring bench: {} ranks, {}, dK/dV returned in {}, GPU: {}, transport {}, NCCL maxCTAs {}, "
              "CTA policy {}, transfer stream priority {}, simulator preset {}\n",
              P, options.dtype_name, options.grad_precision == "fp32" ? "fp32" : options.dtype_name,
-             gpu::describe_device(0), options.transport == "copy-engine" ? "copy engines (threads)" : "NCCL send/recv",
+             gpu::describe_device(0),
+             options.transport == "copy-engine" ? "copy engines (threads; the NCCL settings below are unused)"
+                                                : "NCCL send/recv",
              options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default",
              options.nccl_cta_policy + (options.nccl_register ? ", buffers registered" : ""),
              options.transfer_priority,

@@ -7,7 +7,8 @@
 //   VirtualRing   P virtual devices on one GPU, each with its own buffers (Q shard, own K/V, two K/V rotation
 //                 buffers, fp32 O accumulator reused as dQ, travelling fp32 dK/dV accumulators and a step
 //                 partial): the per-device memory of a real ring (docs/simulator.md §Memory).
-//   NcclRing      one rank per GPU over NCCL (ringlab/gpu/nccl_ring.hpp), the same driver and buffers.
+//   NcclRing      one rank per GPU over NCCL (ringlab/gpu/nccl_ring.hpp), the same driver and buffers; its hops by
+//                 NCCL send/recv, or (one process driving all GPUs) by the copy engines (PeerCopyTransport).
 //
 // Forward, step s (RingSchedule::at(p, s)): device p holds the K/V chunk of owner (p − s) mod P in buffer
 // s mod 2 (step 0: its own chunk); the transport moves every chunk to buffer (s + 1) mod 2 of the next
