@@ -14,8 +14,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_attention import UNBOUNDED, Ringlab, dilation_table, head_groups  # noqa: E402
+from bench_attention import UNBOUNDED, Ringlab, dilation_table, head_groups, time_ms  # noqa: E402
 
+REPEATS = 30  # timed calls per configuration (median), after bench_attention.time_ms's warm-up
 CASES = [  # H, D, N, causal, dilation patterns
     (16, 128, 16384, False, None),
     (16, 128, 16384, True, None),
@@ -23,20 +24,6 @@ CASES = [  # H, D, N, causal, dilation patterns
     (32, 64, 16384, False, None),
     (16, 128, 32768, False, [(2048, 1), (4096, 2), (8192, 4)]),
 ]
-
-
-def median_ms(function, repeats=30):
-    for _ in range(5):
-        function()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        function()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
 
 
 def main():
@@ -64,9 +51,9 @@ def main():
                     lib.forward(q, k, v, out, lse, band, dilation=table)
                     dout, delta = torch.randn_like(q), torch.randn_like(lse)
                     dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
-                    ms = median_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table))
+                    ms = time_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table), REPEATS)
                 else:
-                    ms = median_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table))
+                    ms = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), REPEATS)
                 row += f" | {name} {copies} {flops / ms / 1e9:.0f}"
         print(row, flush=True)
 
