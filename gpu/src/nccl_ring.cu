@@ -8,9 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +21,7 @@
 #include <thread>
 
 #include "cuda_check.cuh"
+#include "peer_exchange.hpp"
 #include "ring_driver.cuh"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/nccl_ring.hpp"
@@ -40,6 +39,9 @@
   } while (false)
 
 namespace ringlab::gpu {
+
+using detail::PeerExchange;
+using detail::PeerWaitFault;
 
 using Clock = std::chrono::steady_clock;
 using i64 = std::int64_t;
@@ -202,72 +204,6 @@ class NcclTransport final : public Transport {
   Event last_ = nullptr;
 };
 
-// A copy-engine rank stopped waiting for a neighbour: it timed out, or another rank of the process failed. The
-// rank reports it as a peer's fault (the progress board marks it aborted, not failed).
-class PeerWaitFault : public RingFault {
- public:
-  using RingFault::RingFault;
-};
-
-// What the ranks of a copy-engine ring (NcclOptions::copy_engine_transfers) tell each other each round, on the
-// host: the buffers a rank sends and the event after which rank + 1 may read them (posted), the event after which
-// its own pull from rank − 1 has landed (pulled), and that it has made its stream wait for rank + 1's pulled event
-// (waited). One slot per rank suffices: a rank leaves round n only after rank + 1 has pulled round n (so it read
-// the slot) and rank − 1 has waited (so it used the pulled event), and only then may it reuse or destroy the
-// events. Rounds are numbered per rank over the exchange's life (every ring its communicators run, in the same
-// order on every rank), so that a new ring never reads an earlier ring's slot.
-class PeerExchange {
- public:
-  explicit PeerExchange(int size) : slots_(static_cast<std::size_t>(size)), rounds_(static_cast<std::size_t>(size), 0) {}
-
-  long long next_round(int rank) { return ++rounds_[static_cast<std::size_t>(rank)]; }  // rank's own thread only
-
-  struct Slot {
-    std::vector<Hop> hops;
-    Event ready = nullptr, pulled = nullptr;
-    long long posted_round = -1, pulled_round = -1, waited_round = -1;
-  };
-
-  // Sets rank's slot with `update` under the lock, then wakes the waiters.
-  template <class Update>
-  void publish(int rank, Update update) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      update(slots_[static_cast<std::size_t>(rank)]);
-    }
-    changed_.notify_all();
-  }
-  // Waits until `ready(slot of rank)` holds and returns a copy of the slot; throws PeerWaitFault after
-  // `timeout_s` (saying that rank had not done `what` yet) or when the exchange is aborted.
-  template <class Ready>
-  Slot await(int rank, Ready ready, double timeout_s, const std::string& what) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-    const Slot& slot = slots_[static_cast<std::size_t>(rank)];
-    while (!aborted_ && !ready(slot))
-      if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && !ready(slot))
-        throw PeerWaitFault("copy engines: rank " + std::to_string(rank) + " did not " + what + " within " +
-                            std::to_string(static_cast<int>(timeout_s)) + " s");
-    if (aborted_) throw PeerWaitFault("copy engines: stopped waiting for rank " + std::to_string(rank) + " to " + what +
-                                      ": a rank of this process failed");
-    return slot;
-  }
-  void abort() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      aborted_ = true;
-    }
-    changed_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Slot> slots_;
-  std::vector<long long> rounds_;
-  bool aborted_ = false;
-};
-
 // The copy-engine transport of one rank (a thread per GPU): in each round it pulls every hop from rank − 1's
 // send buffer into its own receive buffer with cudaMemcpyPeerAsync on its copy stream. What rank + 1 may read from
 // this rank is an event on the same copy stream after the driver's `ready`: it also covers this rank's own earlier
@@ -286,47 +222,32 @@ class PeerCopyTransport final : public Transport {
   void begin_pass() override { events_.reset(); }
   void post(int rank, std::span<const Hop> hops, Event ready) override {
     if (rank != rank_) throw Error("internal error: PeerCopyTransport of rank " + std::to_string(rank_) + " posted for " + std::to_string(rank));
-    const long long round = exchange_->next_round(rank_);
-    const std::string numbered = " round " + std::to_string(round) + " of copies";
+    const int previous = (rank_ + size_ - 1) % size_;
     // The driver's `ready` (send buffers hold the data, receive buffers are free), after this stream's earlier pulls.
     if (ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
     const Event sendable = events_.record(stream_);
-    exchange_->publish(rank_, [&](PeerExchange::Slot& slot) {
-      slot.hops.assign(hops.begin(), hops.end());
-      slot.ready = sendable;
-      slot.posted_round = round;
-    });
-    const int previous = (rank_ + size_ - 1) % size_, next = (rank_ + 1) % size_;
-    const PeerExchange::Slot from = exchange_->await(
-        previous, [round](const PeerExchange::Slot& s) { return s.posted_round >= round; }, timeout_s_,
-        "post" + numbered);
-    if (from.hops.size() != hops.size())
-      throw Error("internal error: PeerCopyTransport: ranks " + std::to_string(previous) + " and " + std::to_string(rank_) +
-                  " posted different numbers of hops");
-    if (from.ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, from.ready, 0));
-    for (std::size_t h = 0; h < hops.size(); ++h) {
-      if (from.hops[h].send_bytes != hops[h].recv_bytes)
-        throw Error("internal error: PeerCopyTransport: rank " + std::to_string(previous) + " sends " +
-                    std::to_string(from.hops[h].send_bytes) + " bytes, rank " + std::to_string(rank_) + " expects " +
-                    std::to_string(hops[h].recv_bytes));
-      if (hops[h].recv_bytes > 0)
-        RINGLAB_CUDA_CHECK(cudaMemcpyPeerAsync(hops[h].recv, rank_, from.hops[h].send, previous, hops[h].recv_bytes,
-                                               stream_));
-    }
-    const Event pulled = events_.record(stream_);
-    exchange_->publish(rank_, [&](PeerExchange::Slot& slot) {
-      slot.pulled = pulled;
-      slot.pulled_round = round;
-    });
-    const PeerExchange::Slot to = exchange_->await(
-        next, [round](const PeerExchange::Slot& s) { return s.pulled_round >= round; }, timeout_s_,
-        "pull" + numbered);
-    if (to.pulled) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, to.pulled, 0));
-    exchange_->publish(rank_, [&](PeerExchange::Slot& slot) { slot.waited_round = round; });
-    // Rank − 1 has used this rank's `pulled` event: it may be re-recorded (next pass) or destroyed (ring's end).
-    (void)exchange_->await(
-        previous, [round](const PeerExchange::Slot& s) { return s.waited_round >= round; }, timeout_s_,
-        "finish" + numbered);
+    const std::vector<Hop> posted(hops.begin(), hops.end());
+    auto pull = [&](const PeerExchange::Slot& from) {
+      if (from.hops.size() != posted.size())
+        throw Error("internal error: PeerCopyTransport: ranks " + std::to_string(previous) + " and " +
+                    std::to_string(rank_) + " posted different numbers of hops");
+      if (from.ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, from.ready, 0));
+      for (std::size_t h = 0; h < posted.size(); ++h) {
+        if (from.hops[h].send_bytes != posted[h].recv_bytes)
+          throw Error("internal error: PeerCopyTransport: rank " + std::to_string(previous) + " sends " +
+                      std::to_string(from.hops[h].send_bytes) + " bytes, rank " + std::to_string(rank_) + " expects " +
+                      std::to_string(posted[h].recv_bytes));
+        if (posted[h].recv_bytes > 0)
+          RINGLAB_CUDA_CHECK(cudaMemcpyPeerAsync(posted[h].recv, rank_, from.hops[h].send, previous,
+                                                 posted[h].recv_bytes, stream_));
+      }
+      return events_.record(stream_);
+    };
+    // After rank + 1's pull from this rank: its send buffers may be reused.
+    auto use_next = [&](const PeerExchange::Slot& to) {
+      if (to.pulled) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, to.pulled, 0));
+    };
+    exchange_->run_round(rank_, posted, sendable, timeout_s_, pull, use_next);
     last_ = events_.record(stream_);
   }
   void flush() override {}
