@@ -59,7 +59,8 @@ TEST_CASE("PeerExchange pairs each round with the neighbours' same round, for P 
             auto use_next = [&](const PeerExchange::Slot& to) {
               if (to.pulled != event_tag(next, round, 2)) ++mismatches;
             };
-            exchange.run_round(r, {hop}, event_tag(r, round, 1), 20.0, pull, use_next);
+            const Hop hops[1] = {hop};
+            exchange.run_round(r, hops, event_tag(r, round, 1), 20.0, pull, use_next);
           }
         } catch (const std::exception& error) {
           errors[static_cast<std::size_t>(r)] = error.what();

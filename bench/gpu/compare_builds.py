@@ -14,7 +14,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_attention import UNBOUNDED, Ringlab, dilation_table, head_groups, time_ms  # noqa: E402
+from bench_attention import UNBOUNDED, Ringlab, dilation_table, environment, head_groups, time_ms  # noqa: E402
 
 REPEATS = 30  # timed calls per configuration (median), after bench_attention.time_ms's warm-up
 CASES = [  # H, D, N, causal, dilation patterns
@@ -46,14 +46,15 @@ def main():
         row = f"H={h} D={d} N={n} {'causal' if causal else 'full'}{' dilated' if patterns else ''}"
         for name, lib in libs:
             for copies in ("cp.async", "tma"):
-                os.environ["RINGLAB_HOPPER_COPIES"] = copies
-                if args.backward:
-                    lib.forward(q, k, v, out, lse, band, dilation=table)
-                    dout, delta = torch.randn_like(q), torch.randn_like(lse)
-                    dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
-                    ms = time_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table), REPEATS)
-                else:
-                    ms = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), REPEATS)
+                with environment(RINGLAB_HOPPER_COPIES=copies):
+                    if args.backward:
+                        lib.forward(q, k, v, out, lse, band, dilation=table)
+                        dout, delta = torch.randn_like(q), torch.randn_like(lse)
+                        dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
+                        ms = time_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table),
+                                     REPEATS)
+                    else:
+                        ms = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), REPEATS)
                 row += f" | {name} {copies} {flops / ms / 1e9:.0f}"
         print(row, flush=True)
 

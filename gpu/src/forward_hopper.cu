@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
       ptx::mbarrier_init(ptx::shared_address(&barriers.k_empty[stage]), kConsumerThreads);
       ptx::mbarrier_init(ptx::shared_address(&barriers.v_empty[stage]), kConsumerThreads);
     }
-    ptx_tma::fence_barrier_init();  // TMA copies complete the full barriers
+    ptx::mbarrier_init_fence();  // TMA copies complete the full barriers
   }
   __syncthreads();
   if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
         load_tile_async<Element, BN, D, 128, KVLayout>(tile, rows, kv_stride, view.k, first);
         ptx::cp_async_arrive(full);
       } else if (threadIdx.x == 0) {
-        ptx_tma::mbarrier_arrive_expect_bytes(full, Traits::kTileBytesKV);
+        ptx::mbarrier_arrive_expect_bytes(full, Traits::kTileBytesKV);
         copy_tile_tma<BN, D>(tile, map, kv_head, b * p.rows_k + run.first_row, run.row_step, full);
       } else {
         ptx::mbarrier_arrive(full);

@@ -8,13 +8,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <memory>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -226,20 +226,19 @@ class PeerCopyTransport final : public Transport {
     // The driver's `ready` (send buffers hold the data, receive buffers are free), after this stream's earlier pulls.
     if (ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
     const Event sendable = events_.record(stream_);
-    const std::vector<Hop> posted(hops.begin(), hops.end());
     auto pull = [&](const PeerExchange::Slot& from) {
-      if (from.hops.size() != posted.size())
+      if (from.hops.size() != hops.size())
         throw Error("internal error: PeerCopyTransport: ranks " + std::to_string(previous) + " and " +
                     std::to_string(rank_) + " posted different numbers of hops");
       if (from.ready) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, from.ready, 0));
-      for (std::size_t h = 0; h < posted.size(); ++h) {
-        if (from.hops[h].send_bytes != posted[h].recv_bytes)
+      for (std::size_t h = 0; h < hops.size(); ++h) {
+        if (from.hops[h].send_bytes != hops[h].recv_bytes)
           throw Error("internal error: PeerCopyTransport: rank " + std::to_string(previous) + " sends " +
                       std::to_string(from.hops[h].send_bytes) + " bytes, rank " + std::to_string(rank_) + " expects " +
-                      std::to_string(posted[h].recv_bytes));
-        if (posted[h].recv_bytes > 0)
-          RINGLAB_CUDA_CHECK(cudaMemcpyPeerAsync(posted[h].recv, rank_, from.hops[h].send, previous,
-                                                 posted[h].recv_bytes, stream_));
+                      std::to_string(hops[h].recv_bytes));
+        if (hops[h].recv_bytes > 0)
+          RINGLAB_CUDA_CHECK(cudaMemcpyPeerAsync(hops[h].recv, rank_, from.hops[h].send, previous, hops[h].recv_bytes,
+                                                 stream_));
       }
       return events_.record(stream_);
     };
@@ -247,7 +246,7 @@ class PeerCopyTransport final : public Transport {
     auto use_next = [&](const PeerExchange::Slot& to) {
       if (to.pulled) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, to.pulled, 0));
     };
-    exchange_->run_round(rank_, posted, sendable, timeout_s_, pull, use_next);
+    exchange_->run_round(rank_, hops, sendable, timeout_s_, pull, use_next);
     last_ = events_.record(stream_);
   }
   void flush() override {}

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,12 +52,12 @@ class PeerExchange {
   //   4. says so, and waits until rank − 1 has done the same with this rank's pulled event.
   // Throws PeerWaitFault when a neighbour does not get there within `timeout_s`, or on abort().
   template <class Pull, class UseNext>
-  void run_round(int rank, const std::vector<Hop>& hops, Event sendable, double timeout_s, Pull pull, UseNext use_next) {
+  void run_round(int rank, std::span<const Hop> hops, Event sendable, double timeout_s, Pull pull, UseNext use_next) {
     const long long round = ++rounds_[static_cast<std::size_t>(rank)];
     const int previous = (rank + size() - 1) % size(), next = (rank + 1) % size();
     const std::string numbered = " round " + std::to_string(round) + " of copies";
     publish(rank, [&](Slot& slot) {
-      slot.hops = hops;
+      slot.hops.assign(hops.begin(), hops.end());
       slot.ready = sendable;
       slot.posted_round = round;
     });

@@ -20,6 +20,15 @@ __device__ __forceinline__ void mbarrier_arrive(std::uint32_t barrier) {
 __device__ __forceinline__ void cp_async_arrive(std::uint32_t barrier) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(barrier) : "memory");
 }
+// One arrival on `barrier` that also expects `bytes` more bytes of asynchronous copies (TMA: tma.cuh) before its
+// phase ends.
+__device__ __forceinline__ void mbarrier_arrive_expect_bytes(std::uint32_t barrier, std::uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(barrier), "r"(bytes) : "memory");
+}
+// Makes this thread's mbarrier.init visible to the asynchronous proxy (TMA copies complete byte counts on them).
+__device__ __forceinline__ void mbarrier_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
 // Blocks until the phase with parity `parity` has completed.
 __device__ __forceinline__ void mbarrier_wait(std::uint32_t barrier, int parity) {
   asm volatile(

@@ -59,18 +59,6 @@ __host__ __device__ inline TileRun tile_in_run(const RowMap& map, i64 first) {
   return result;
 }
 
-namespace ptx_tma {
-
-// One arrival on `barrier` that also expects `bytes` more bytes of asynchronous copies before its phase ends.
-__device__ __forceinline__ void mbarrier_arrive_expect_bytes(std::uint32_t barrier, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(barrier), "r"(bytes) : "memory");
-}
-
-// Makes this thread's mbarrier.init visible to the asynchronous proxy, which completes the barriers' byte counts.
-__device__ __forceinline__ void fence_barrier_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-}
-
 // The box at coordinates (c0, c1, c2, c3) of `map` into shared memory at `destination` (1024-byte aligned for
 // the 128-byte swizzle); the bytes complete on `barrier`. `map` is the generic address of a __grid_constant__
 // kernel parameter.
@@ -83,7 +71,6 @@ __device__ __forceinline__ void copy_box_4d(std::uint32_t destination, const CUt
       : "memory");
 }
 
-}  // namespace ptx_tma
 
 // Rows row_step apart from global row `row` (= b·rows + tensor row) of head `head`, [Rows][HeadDim] into a
 // Swizzle128Blocks<Rows> tile: one box per 64 columns. Called by one thread, which has announced the bytes
@@ -95,7 +82,7 @@ __device__ __forceinline__ void copy_tile_tma(std::uint32_t tile, const CUtensor
   const int c3 = static_cast<int>(divide_nonnegative(row, row_step));
 #pragma unroll
   for (int block = 0; block < HeadDim / 64; ++block)
-    ptx_tma::copy_box_4d(tile + block * Rows * 128, map, block * 64, head, c2, c3, barrier);
+    copy_box_4d(tile + block * Rows * 128, map, block * 64, head, c2, c3, barrier);
 }
 
 // Host: the distinct row steps (at most kMaxSteps, in order of first use) of the runs that hold a whole tile of
