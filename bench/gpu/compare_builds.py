@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Forward (or backward-kernel) TFLOP/s of several builds of libringlab_gpu_capi.so, and of both ways the Hopper
-forward copies K/V tiles (RINGLAB_HOPPER_COPIES = cp.async | tma), on the same inputs in one process: for A/B
-comparisons of a kernel change (bench_attention.py is the full table beside PyTorch).
+"""Forward (or backward-kernel) TFLOP/s of several builds of libringlab_gpu_capi.so, and of the values of one of
+the Hopper forward's switches (--vary, default RINGLAB_HOPPER_COPIES=cp.async,tma: how it copies K/V tiles;
+RINGLAB_HOPPER_GRID=per-tile,persistent: one block per item or one per SM), on the same inputs in one process:
+for A/B comparisons of a kernel change (bench_attention.py is the full table beside PyTorch).
 
-Usage: compare_builds.py [--backward] LIB [LIB ...]
-Prints one row per configuration: H, D, N, mask, then TFLOP/s per (build folder, copy mode); median of 30
-timed calls after 5 warm-up (CUDA events). The backward column times the backward kernel alone (FLOPs 2.5x).
+Usage: compare_builds.py [--backward] [--vary NAME=A,B,...] LIB [LIB ...]
+Prints one row per configuration: H, D, N, mask, then TFLOP/s per (build folder, value); median of 30 timed
+calls after 5 warm-up (CUDA events). The backward column times the backward kernel alone (FLOPs 2.5x).
 """
 import argparse
 import os
@@ -29,8 +30,14 @@ CASES = [  # H, D, N, causal, dilation patterns
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backward", action="store_true", help="time the backward kernel instead of the forward")
+    parser.add_argument("--vary", default="RINGLAB_HOPPER_COPIES=cp.async,tma",
+                        help="an environment variable and the values to time it at (NAME=A,B,...)")
     parser.add_argument("libs", nargs="+", help="paths to libringlab_gpu_capi.so")
     args = parser.parse_args()
+    variable, _, values = args.vary.partition("=")
+    if not variable or not values:
+        parser.error(f"--vary: '{args.vary}' is not NAME=A,B,... (for example RINGLAB_HOPPER_GRID=per-tile,persistent)")
+    values = values.split(",")
     libs = [(os.path.basename(os.path.dirname(path)) or path, Ringlab(path)) for path in args.libs]
     for h, d, n, causal, patterns in CASES:
         q, k, v = (torch.randn(1, n, h, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -45,8 +52,8 @@ def main():
             flops *= 2.5
         row = f"H={h} D={d} N={n} {'causal' if causal else 'full'}{' dilated' if patterns else ''}"
         for name, lib in libs:
-            for copies in ("cp.async", "tma"):
-                with environment(RINGLAB_HOPPER_COPIES=copies):
+            for value in values:
+                with environment(**{variable: value}):
                     if args.backward:
                         lib.forward(q, k, v, out, lse, band, dilation=table)
                         dout, delta = torch.randn_like(q), torch.randn_like(lse)
@@ -55,7 +62,7 @@ def main():
                                      REPEATS)
                     else:
                         ms = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), REPEATS)
-                row += f" | {name} {copies} {flops / ms / 1e9:.0f}"
+                row += f" | {name} {value} {flops / ms / 1e9:.0f}"
         print(row, flush=True)
 
 
