@@ -162,22 +162,14 @@ __device__ __forceinline__ unsigned sm_id() {
 #endif
   return id;
 }
-// The timeline entry of a block of a per-tile kernel (launch_per_tile's grid, x fastest).
-__device__ __forceinline__ unsigned long long block_index() {
-  return blockIdx.x + gridDim.x * (blockIdx.y + static_cast<unsigned long long>(gridDim.y) * blockIdx.z);
-}
-// Records `field` of timeline entry `entry` (a block of a per-tile kernel, or a work item of the Hopper
-// forward, whose blocks take several); a no-op unless profiling.
-__device__ __forceinline__ void record([[maybe_unused]] const AttentionParams& p,
-                                       [[maybe_unused]] unsigned long long entry, [[maybe_unused]] int field,
+// Records `field` of this block (a no-op unless profiling).
+__device__ __forceinline__ void record([[maybe_unused]] const AttentionParams& p, [[maybe_unused]] int field,
                                        [[maybe_unused]] unsigned long long value) {
 #if defined(RINGLAB_KERNEL_TIMELINE)
   if (p.timeline == nullptr) return;
-  p.timeline[entry * kTimelineFields + field] = value;
+  const unsigned long long block = blockIdx.x + gridDim.x * (blockIdx.y + static_cast<unsigned long long>(gridDim.y) * blockIdx.z);
+  p.timeline[block * kTimelineFields + field] = value;
 #endif
-}
-__device__ __forceinline__ void record(const AttentionParams& p, int field, unsigned long long value) {
-  record(p, block_index(), field, value);
 }
 
 // What one (batch, head) block sees: its rows on each side after dilation, and how to test a pair.
@@ -413,10 +405,10 @@ struct alignas(16) SharedBlockPlan {
 // (backward), head h, batch b. fixed_begin ≥ the side's rows means the block has nothing to do.
 // Called by the 32 lanes of one warp (WarpSearch); the kernels let lane 0 publish it in shared memory.
 __device__ inline BlockPlan make_plan(const AttentionParams& p, i64 b, i64 h, i64 tile, int size, int other_size,
-                                      bool fixed_is_query, unsigned long long timeline_entry) {
+                                      bool fixed_is_query) {
   BlockPlan plan;
   plan.view = head_view(p, h);
-  if (threadIdx.x == 0) record(p, timeline_entry, kViewed, global_time_ns());
+  if (threadIdx.x == 0) record(p, kViewed, global_time_ns());
   const RowMap& fixed = fixed_is_query ? plan.view.q : plan.view.k;
   const RowMap& other = fixed_is_query ? plan.view.k : plan.view.q;
   plan.q_offset = (b * p.rows_q * p.heads + h) * p.head_dim;
@@ -429,7 +421,7 @@ __device__ inline BlockPlan make_plan(const AttentionParams& p, i64 b, i64 h, i6
   plan.span = segment_span(plan.view, plan.fixed_min, plan.fixed_max);
   visible_tiles(plan.view, plan.span, other, other_size, fixed_is_query, plan.fixed_min, plan.fixed_max,
                 plan.visit_begin, plan.visit_end, WarpSearch{});
-  if (threadIdx.x == 0) record(p, timeline_entry, kSearched, global_time_ns());
+  if (threadIdx.x == 0) record(p, kSearched, global_time_ns());
   full_tiles(plan.view, plan.span, other, other_size, fixed_is_query, plan.fixed_min, plan.fixed_max,
              plan.visit_begin, plan.visit_end, plan.full_begin, plan.full_end, WarpSearch{});
   return plan;
@@ -446,7 +438,7 @@ __device__ inline bool head_lacks_tile(const AttentionParams& p, i64 h, i64 tile
 __device__ inline void publish_plan(SharedBlockPlan& storage, const AttentionParams& p, i64 b, i64 h, i64 tile,
                                     int size, int other_size, bool fixed_is_query) {
   if (threadIdx.x >= 32) return;
-  const BlockPlan plan = make_plan(p, b, h, tile, size, other_size, fixed_is_query, block_index());
+  const BlockPlan plan = make_plan(p, b, h, tile, size, other_size, fixed_is_query);
   if (threadIdx.x == 0) storage.get() = plan;
 }
 

@@ -188,7 +188,7 @@ void launch(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
 
 template <class Element, int HeadDim>
 void launch_fast_forward(const AttentionParams& params, i64 rows_q, cudaStream_t stream) {
-  if (hopper_forward_available()) return launch_hopper_forward<Element, HeadDim>(params, rows_q, hopper_forward_options(), stream);
+  if (hopper_forward_available()) return launch_hopper_forward<Element, HeadDim>(params, rows_q, hopper_copies_by_tma(), stream);
   if constexpr (HeadDim == 128) {
     if (forward_variant() != ForwardVariant::mma_n64 && params.dilation_count == 0)
       return launch<ForwardTraits<Element, HeadDim, 128, 48, 4>>(params, rows_q, stream);

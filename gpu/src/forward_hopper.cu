@@ -29,7 +29,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <atomic>
 #include <type_traits>
 
@@ -41,7 +40,6 @@
 #include "ptx.cuh"
 #include "tiles.cuh"
 #include "tma.cuh"
-#include "workspace.cuh"
 #include "wgmma.cuh"
 
 namespace ringlab::gpu::detail {
@@ -62,86 +60,23 @@ struct HopperTraits {
                 "setmaxnreg budgets exceed the block's registers");
   static constexpr int kTileBytesQ = kBlockM * HeadDim * 2;
   static constexpr int kTileBytesKV = kBlockN * HeadDim * 2;
-  // Q slots 0 and 1 (this item's and the next one's), then K stage 0, K stage 1, V stage 0, V stage 1; +1024 to
-  // align the start to the swizzle's 1024 bytes. D = 128: 193 KiB of the 227 an SM gives a block.
-  static constexpr int kSharedBytes = 2 * kTileBytesQ + 4 * kTileBytesKV + 1024;
+  // Q, then K stage 0, K stage 1, V stage 0, V stage 1; +1024 to align the start to the swizzle's 1024 bytes.
+  static constexpr int kSharedBytes = kTileBytesQ + 4 * kTileBytesKV + 1024;
   static_assert(HeadDim % 64 == 0, "the 128-byte swizzle holds 64 values per row");
   static_assert(kConsumers == 2, "the consumers take turns in pairs");
 };
 
-// The mbarriers of one block. Item slot k mod 2 (round k's item, its plan and its Q buffer): plan published
-// (plan_full, by the 32 lanes of producer warp 0), Q landed (q_full), plan and Q released by both consumers
-// after the epilogue (item_free). K/V stage s landed (full) or released by both consumers (empty).
+// The mbarriers of one block: Q landed; K/V stage s landed (full) or released by both consumers (empty).
 struct Barriers {
-  unsigned long long plan_full[2], q_full[2], item_free[2];
-  unsigned long long k_full[2], v_full[2], k_empty[2], v_empty[2];
+  unsigned long long q_full, k_full[2], v_full[2], k_empty[2], v_empty[2];
 };
-
-// The work: items (query tile, head, batch), numbered batch by batch, head by head, and within a head heaviest
-// (last) tile first; only tiles the head has rows in (per-head dilation gives a rate-r head 1/r of the rows).
-// Block β takes item β first, then claims the next unclaimed item (an atomic counter) each time its producer
-// has issued the last copies of the previous one: heaviest first and greedy, as the hardware hands blocks
-// of a grid with one block per item to free SMs. Head by head keeps the items running at one time on one or
-// two heads, whose K/V then stay in L2 (every head's heaviest tile first instead cost ~20 % at N = 16K: 16
-// heads' K/V do not fit).
-//
-// Each item's plan (make_plan: 2–3 µs of a warp's binary searches, more in the producer's 40 registers) is
-// computed beforehand by plan_items, one warp per item, into the launch's workspace; the producer copies it
-// into shared memory (~0.3 KiB).
-struct WorkItems {
-  i64 query_tiles = 0;      // tiles of a head with every query row: ceil(rows_q / BlockM)
-  i64 tiles_per_batch = 0;  // Σ over heads of the tiles each has rows in
-  i64 items = 0;            // tiles_per_batch · B
-  const BlockPlan* plans = nullptr;  // [items], by plan_items
-  unsigned int* claimed = nullptr;   // items claimed past the first G (zeroed by plan_items)
-};
-struct WorkItem {
-  i64 tile, h, b;
-};
-template <int BlockM>
-__device__ __forceinline__ WorkItem work_item(const AttentionParams& p, const WorkItems& work, i64 item) {
-  WorkItem w;
-  w.b = item / work.tiles_per_batch;
-  i64 rank = item - w.b * work.tiles_per_batch;
-  if (p.dilation_count <= 1) {  // every head has every row
-    w.h = rank / work.query_tiles;
-    w.tile = work.query_tiles - 1 - (rank - w.h * work.query_tiles);
-    return w;
-  }
-  for (w.h = 0; w.h + 1 < p.heads; ++w.h) {
-    const i64 tiles = (p.head_rows_q[w.h] + BlockM - 1) / BlockM;
-    if (rank < tiles) break;
-    rank -= tiles;
-  }
-  w.tile = (p.head_rows_q[w.h] + BlockM - 1) / BlockM - 1 - rank;
-  return w;
-}
-
-// One warp per item: its plan into work.plans[item]. Thread 0 zeroes the claim counter (the forward that
-// follows on the stream starts after this kernel ends).
-template <int BlockM, int BlockN>
-__global__ void __launch_bounds__(128) plan_items(const __grid_constant__ AttentionParams p, const WorkItems work) {
-  const i64 item = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  if (item == 0 && threadIdx.x == 0) *work.claimed = 0;
-  if (item >= work.items) return;
-  const WorkItem w = work_item<BlockM>(p, work, item);
-  const BlockPlan plan = make_plan(p, w.b, w.h, w.tile, BlockM, BlockN, true, item);
-  if (threadIdx.x % 32 == 0) const_cast<BlockPlan*>(work.plans)[item] = plan;
-}
-
-// Whether an item with this plan computes anything (a tile past its head's rows does not; nor, merging into a
-// ring's accumulator, does one that visits no key tile: ⊕'s identity).
-__device__ __forceinline__ bool item_works(const AttentionParams& p, const BlockPlan& plan) {
-  if (plan.fixed_begin >= plan.view.q.rows) return false;
-  return p.accumulate == nullptr || plan.visit_begin < plan.visit_end;
-}
 
 // `keys` / `values`: TMA descriptors of K and V for the key row steps of this launch's heads (tma.cuh); a tile
 // whose step has none, or that crosses runs, is copied by cp.async. Both empty: every copy by cp.async.
 template <class Traits>
 __global__ void __launch_bounds__(Traits::kThreads, 1)
     hopper_forward(const __grid_constant__ AttentionParams p, const __grid_constant__ RowTileMaps keys,
-                   const __grid_constant__ RowTileMaps values, const WorkItems work) {
+                   const __grid_constant__ RowTileMaps values) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Element = typename Traits::Element;
   constexpr int D = Traits::kHeadDim, BM = Traits::kBlockM, BN = Traits::kBlockN;
@@ -153,106 +88,75 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   using OutputMma = wgmma::Mma<Element, D>;
   extern __shared__ unsigned char shared_raw[];
   unsigned char* shared = shared_raw + ((1024 - ptx::shared_address(shared_raw) % 1024) % 1024);
-  const std::uint32_t sQ = ptx::shared_address(shared);  // Q slot u at sQ + u·kTileBytesQ
-  const std::uint32_t sK = sQ + 2 * Traits::kTileBytesQ, sV = sK + 2 * Traits::kTileBytesKV;
+  const std::uint32_t sQ = ptx::shared_address(shared);
+  const std::uint32_t sK = sQ + Traits::kTileBytesQ, sV = sK + 2 * Traits::kTileBytesKV;
 
-  __shared__ SharedBlockPlan plans[2];
-  __shared__ i64 slot_items[2];  // round k's item (≥ work.items: none, the block is done)
+  const i64 h = blockIdx.y, b = blockIdx.z;
+  __shared__ SharedBlockPlan plan_storage;
   __shared__ Barriers barriers;
+  // Heavy (late) query tiles first: causal blocks finish together.
+  const i64 tile = static_cast<i64>(gridDim.x) - 1 - blockIdx.x;
+  if (head_lacks_tile(p, h, tile, BM, true)) return;  // (not in the timeline either)
   if (threadIdx.x == 0) {
-    for (int slot = 0; slot < 2; ++slot) {
-      ptx::mbarrier_init(ptx::shared_address(&barriers.plan_full[slot]), 32);  // producer warp 0
-      ptx::mbarrier_init(ptx::shared_address(&barriers.q_full[slot]), 128);  // the producer's 128 threads
-      ptx::mbarrier_init(ptx::shared_address(&barriers.item_free[slot]), kConsumerThreads);
-      ptx::mbarrier_init(ptx::shared_address(&barriers.k_full[slot]), 128);
-      ptx::mbarrier_init(ptx::shared_address(&barriers.v_full[slot]), 128);
-      ptx::mbarrier_init(ptx::shared_address(&barriers.k_empty[slot]), kConsumerThreads);
-      ptx::mbarrier_init(ptx::shared_address(&barriers.v_empty[slot]), kConsumerThreads);
+    record(p, kStarted, global_time_ns());
+    record(p, kSm, sm_id());
+    record(p, kTiles, p.accumulate != nullptr ? 1ull << 32 : 0);  // bit 32: merging; the tiles come later
+  }
+  publish_plan(plan_storage, p, b, h, tile, BM, BN, true);
+  if (threadIdx.x == 0) {
+    ptx::mbarrier_init(ptx::shared_address(&barriers.q_full), 128);
+    for (int stage = 0; stage < 2; ++stage) {
+      ptx::mbarrier_init(ptx::shared_address(&barriers.k_full[stage]), 128);  // the producer's 128 threads
+      ptx::mbarrier_init(ptx::shared_address(&barriers.v_full[stage]), 128);
+      ptx::mbarrier_init(ptx::shared_address(&barriers.k_empty[stage]), kConsumerThreads);
+      ptx::mbarrier_init(ptx::shared_address(&barriers.v_empty[stage]), kConsumerThreads);
     }
     ptx::mbarrier_init_fence();  // TMA copies complete the full barriers
   }
-  __syncthreads();  // the last block-wide barrier: from here the producer and the consumers meet on mbarriers
-  auto slot_barrier = [&](unsigned long long (&barrier)[2], int n) { return ptx::shared_address(&barrier[n & 1]); };
-  // Both sides walk the items the producer claims, published in slot_items: they agree on each round k's slot
-  // (k mod 2) and each key tile's stage (g, the block's key tiles so far, mod 2); phase parities are (k >> 1) & 1
-  // and (g >> 1) & 1.
+  __syncthreads();
+  if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
+  const BlockPlan& plan = plan_storage.get();
+  const HeadView& view = plan.view;
+  if (plan.fixed_begin >= view.q.rows) return;
+  if (p.accumulate != nullptr && plan.visit_begin >= plan.visit_end) return;  // adds nothing (⊕ identity)
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
+  const int j_begin = static_cast<int>(plan.visit_begin);
+  const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
+  auto stage_barrier = [&](unsigned long long (&barrier)[2], int t) { return ptx::shared_address(&barrier[t & 1]); };
 
   if (threadIdx.x < 128) {
-    // Producer warpgroup. Per item (round k): warp 0 claims it and copies its plan into slot k mod 2 (once
-    // both consumers released the slot's previous item, k − 2), then all 128 threads copy Q into the slot and
-    // K_t, V_t into stage g mod 2 once both consumers released the stage's previous tile (g − 2), g counting
-    // the block's key tiles over all its items. Each thread arrives once on a stage's
-    // full barrier per tile. A tile inside one run whose row step has a descriptor is one TMA copy by thread 0,
-    // which also announces the bytes that must land before the phase ends; any other tile is copied by
-    // cp.async, each thread's arrival waiting for its own copies (tiles.cuh). With fewer blocks than items the
-    // next item's plan, Q and first K/V tiles are made while the consumers finish this one.
+    // Producer warpgroup: copies Q, then K_t and V_t into stage t mod 2 once both consumers released the
+    // stage's previous tile (t − 2). Each of its 128 threads arrives once on the stage's full barrier per
+    // tile. A tile inside one run whose row step has a descriptor is one TMA copy by thread 0, which also
+    // announces the bytes that must land before the phase ends; any other tile is copied by cp.async, each
+    // thread's arrival waiting for its own copies (tiles.cuh).
     ptx::set_max_registers_decrease<Traits::kProducerRegisters>();
-    constexpr int kProducerBarrier = 3;  // named barrier of the producer's 4 warps (1, 2: the consumers' turns)
-    constexpr int kPlanWords = sizeof(BlockPlan) / 8;  // 41: warp 0 copies a plan in 8-byte words
-    static_assert(sizeof(BlockPlan) % 8 == 0, "a BlockPlan is i64s");
-    int g = 0;
-    for (int k = 0;; ++k) {
-      const int slot = k & 1;
-      if (k >= 2) ptx::mbarrier_wait(slot_barrier(barriers.item_free, k), ((k >> 1) & 1) ^ 1);
-      if (threadIdx.x < 32) {
-        i64 claim = 0;
-        if (threadIdx.x == 0) claim = k == 0 ? blockIdx.x : gridDim.x + static_cast<i64>(atomicAdd(work.claimed, 1u));
-        claim = __shfl_sync(0xffffffffu, claim, 0);
-        if (claim < work.items) {
-          if (threadIdx.x == 0) {
-            record(p, claim, kStarted, global_time_ns());
-            record(p, claim, kSm, sm_id());
-          }
-          for (int word = threadIdx.x; word < kPlanWords; word += 32)
-            reinterpret_cast<long long*>(plans[slot].bytes)[word] =
-                __ldg(reinterpret_cast<const long long*>(work.plans + claim) + word);
-          if (threadIdx.x == 0) record(p, claim, kPlanned, global_time_ns());
-        }
-        if (threadIdx.x == 0) slot_items[slot] = claim;
-        __syncwarp();
-        ptx::mbarrier_arrive(slot_barrier(barriers.plan_full, k));  // releases item and plan to the consumers
+    load_tile_async<Element, BM, D, 128, QLayout>(sQ, static_cast<const Element*>(p.q) + plan.q_offset, q_stride,
+                                                  view.q, plan.fixed_begin);
+    ptx::cp_async_arrive(ptx::shared_address(&barriers.q_full));
+    const Element* key_rows = static_cast<const Element*>(p.k) + plan.kv_offset;
+    const Element* value_rows = static_cast<const Element*>(p.v) + plan.kv_offset;
+    const int kv_head = static_cast<int>(h * p.kv_heads / p.heads);
+    auto copy = [&](const RowTileMaps& maps, const Element* rows, std::uint32_t tile, std::uint32_t full, i64 first) {
+      const TileRun run = tile_in_run<BN>(view.k, first);
+      const CUtensorMap* map = run.single ? maps.find(run.row_step) : nullptr;
+      if (map == nullptr) {
+        load_tile_async<Element, BN, D, 128, KVLayout>(tile, rows, kv_stride, view.k, first);
+        ptx::cp_async_arrive(full);
+      } else if (threadIdx.x == 0) {
+        ptx::mbarrier_arrive_expect_bytes(full, Traits::kTileBytesKV);
+        copy_tile_tma<BN, D>(tile, map, kv_head, b * p.rows_k + run.first_row, run.row_step, full);
+      } else {
+        ptx::mbarrier_arrive(full);
       }
-      ptx::named_barrier_sync(kProducerBarrier, 128);  // the item and its plan, for the producer's other warps
-      const i64 item = slot_items[slot];
-      if (item >= work.items) break;
-      const WorkItem w = work_item<BM>(p, work, item);
-      const BlockPlan& plan = plans[slot].get();
-      const std::uint32_t q_full = slot_barrier(barriers.q_full, k);
-      if (!item_works(p, plan)) {
-        ptx::mbarrier_arrive(q_full);  // nothing to copy; the phase still completes, keeping parities in step
-        continue;
-      }
-      const HeadView& view = plan.view;
-      load_tile_async<Element, BM, D, 128, QLayout>(sQ + slot * Traits::kTileBytesQ,
-                                                    static_cast<const Element*>(p.q) + plan.q_offset, q_stride,
-                                                    view.q, plan.fixed_begin);
-      ptx::cp_async_arrive(q_full);
-      const Element* key_rows = static_cast<const Element*>(p.k) + plan.kv_offset;
-      const Element* value_rows = static_cast<const Element*>(p.v) + plan.kv_offset;
-      const int kv_head = static_cast<int>(w.h * p.kv_heads / p.heads);
-      auto copy = [&](const RowTileMaps& maps, const Element* rows, std::uint32_t tile, std::uint32_t full, i64 first) {
-        const TileRun run = tile_in_run<BN>(view.k, first);
-        const CUtensorMap* map = run.single ? maps.find(run.row_step) : nullptr;
-        if (map == nullptr) {
-          load_tile_async<Element, BN, D, 128, KVLayout>(tile, rows, kv_stride, view.k, first);
-          ptx::cp_async_arrive(full);
-        } else if (threadIdx.x == 0) {
-          ptx::mbarrier_arrive_expect_bytes(full, Traits::kTileBytesKV);
-          copy_tile_tma<BN, D>(tile, map, kv_head, w.b * p.rows_k + run.first_row, run.row_step, full);
-        } else {
-          ptx::mbarrier_arrive(full);
-        }
-      };
-      const int j_begin = static_cast<int>(plan.visit_begin), tiles = static_cast<int>(plan.visit_end) - j_begin;
-      for (int t = 0; t < tiles; ++t, ++g) {
-        const int stage = g & 1;
-        const i64 first = static_cast<i64>(j_begin + t) * BN;
-        if (g >= 2) ptx::mbarrier_wait(slot_barrier(barriers.k_empty, g), ((g >> 1) & 1) ^ 1);
-        copy(keys, key_rows, sK + stage * Traits::kTileBytesKV, slot_barrier(barriers.k_full, g), first);
-        if (g >= 2) ptx::mbarrier_wait(slot_barrier(barriers.v_empty, g), ((g >> 1) & 1) ^ 1);
-        copy(values, value_rows, sV + stage * Traits::kTileBytesKV, slot_barrier(barriers.v_full, g), first);
-      }
+    };
+    for (int t = 0; t < tiles; ++t) {
+      const int stage = t & 1;
+      const i64 first = static_cast<i64>(j_begin + t) * BN;
+      if (t >= 2) ptx::mbarrier_wait(stage_barrier(barriers.k_empty, t), ((t >> 1) & 1) ^ 1);
+      copy(keys, key_rows, sK + stage * Traits::kTileBytesKV, stage_barrier(barriers.k_full, t), first);
+      if (t >= 2) ptx::mbarrier_wait(stage_barrier(barriers.v_empty, t), ((t >> 1) & 1) ^ 1);
+      copy(values, value_rows, sV + stage * Traits::kTileBytesKV, stage_barrier(barriers.v_full, t), first);
     }
     ptx::cp_async_wait<0>();
     return;
@@ -264,167 +168,148 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const int warp = consumer_thread / 32, lane = consumer_thread % 32;
   const int consumer = warp / 4;
   const int warp_row = warp * 16;  // consumer·64 + (warp mod 4)·16: this warp's rows of the accumulators
-  const bool recorder = consumer_thread == 0;  // the thread that records the item's phases when profiling
+  const bool recorder = consumer_thread == 0;  // the thread that records the block's phases when profiling
+  if (recorder) record(p, kTiles, tiles | (p.accumulate != nullptr ? 1ull << 32 : 0));  // bit 32: merging
+
+  // Descriptors (wgmma.cuh). Q and K are K-major (D contiguous, the sum of S = Q·Kᵀ runs along it); V is
+  // MN-major for O += P·V (D contiguous, the sum runs over keys, down its rows).
+  auto q_descriptor = [&](int kk) { return wgmma::k_major(sQ, BM, consumer * 64, kk); };
+  auto k_descriptor = [&](int stage, int kk) {
+    return wgmma::k_major(sK + stage * Traits::kTileBytesKV, BN, 0, kk);
+  };
+  auto v_descriptor = [&](int stage, int kk) {
+    return wgmma::mn_major(sV + stage * Traits::kTileBytesKV, BN, 0, kk);
+  };
+
+  float acc_o[1][DT][4];
+  zero(acc_o);
+  SoftmaxRows<1> rows;
+  rows.reset();
+  float s[1][NT][4];            // S_t, then P_t in fp32
+  std::uint32_t a[BN / 16][4];  // P_{t−1} as wgmma's A operand (k16 step kk = keys 16kk .. 16kk + 15)
 
   // The two consumers take turns at issuing their products (FlashAttention-3's ping-pong): consumer c waits
   // on named barrier 1 + c until the other one has issued, so that one's softmax runs while the other's
-  // products keep the tensor cores busy. Turns run on across items. Consumer 1 lets consumer 0 go first and
-  // every turn ends by letting the other go; consumer 0 takes the one arrival left over before it exits.
+  // products keep the tensor cores busy. Consumer 1 lets consumer 0 go first; every turn ends by letting
+  // the other go, except consumer 1's last (nobody waits for it). A block without key tiles has no turns.
   constexpr int kTurnBarrier = 1;  // + c: consumer c's turn (named barriers 1, 2; 0 is __syncthreads)
-  if (consumer == 1) ptx::named_barrier_arrive(kTurnBarrier + 0, kConsumerThreads);
+  const int turns = tiles > 0 ? tiles + 1 : 0;  // S_0; then S_t with O += P_{t−1}·V_{t−1}; then the last O
+  int turn = 0;
+  if (consumer == 1 && turns > 0) ptx::named_barrier_arrive(kTurnBarrier + 0, kConsumerThreads);
   auto begin_turn = [&] { ptx::named_barrier_sync(kTurnBarrier + consumer, kConsumerThreads); };
-  auto end_turn = [&] { ptx::named_barrier_arrive(kTurnBarrier + 1 - consumer, kConsumerThreads); };
+  auto end_turn = [&] {
+    ++turn;
+    if (!(consumer == 1 && turn == turns)) ptx::named_barrier_arrive(kTurnBarrier + 1 - consumer, kConsumerThreads);
+  };
   auto wait_landed = [&](std::uint32_t barrier, int parity) {
     ptx::mbarrier_wait(barrier, parity);
     wgmma::fence_proxy_async();  // the copies (generic proxy) before wgmma's reads (async proxy)
   };
-
-  int g = 0;
-  for (int k = 0;; ++k) {
-    const int slot = k & 1;
-    ptx::mbarrier_wait(slot_barrier(barriers.plan_full, k), (k >> 1) & 1);
-    if (slot_items[slot] >= work.items) break;
-    const BlockPlan& plan = plans[slot].get();
-    if (!item_works(p, plan)) {
-      ptx::mbarrier_arrive(slot_barrier(barriers.item_free, k));
-      continue;
+  auto issue_scores = [&](int stage) {
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ScoreMma::ss(s[0], q_descriptor(kk), k_descriptor(stage, kk), kk > 0);
+    wgmma::commit_group();
+  };
+  auto issue_output = [&](int stage) {
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], v_descriptor(stage, kk), 1);
+    wgmma::commit_group();
+  };
+  // Mask S_t if its tile is partial, then its half of the online softmax (P_t in s; O untouched).
+  auto softmax = [&](int t, float (&correction)[1][2]) {
+    const int j = j_begin + t;
+    if (j < plan.full_begin || j >= plan.full_end || static_cast<i64>(j + 1) * BN > view.k.rows) {
+      i64 k_min, k_max;
+      tile_positions(view.k, j, BN, k_min, k_max);
+      const TileClass tile =
+          classify(view, plan.span, /*span_of_query=*/true, plan.fixed_min, plan.fixed_max, k_min, k_max);
+      mask_scores<1, NT>(s, view, plan.fixed_begin + warp_row, static_cast<i64>(j) * BN, lane, tile.band_only);
     }
-    const HeadView& view = plan.view;
-    const std::uint32_t sQ_item = sQ + slot * Traits::kTileBytesQ;
-    const int j_begin = static_cast<int>(plan.visit_begin);
-    const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
-    if (recorder) record(p, slot_items[slot], kTiles, tiles | (p.accumulate != nullptr ? 1ull << 32 : 0));  // bit 32: merging
-
-    // Descriptors (wgmma.cuh). Q and K are K-major (D contiguous, the sum of S = Q·Kᵀ runs along it); V is
-    // MN-major for O += P·V (D contiguous, the sum runs over keys, down its rows).
-    auto q_descriptor = [&](int kk) { return wgmma::k_major(sQ_item, BM, consumer * 64, kk); };
-    auto k_descriptor = [&](int stage, int kk) {
-      return wgmma::k_major(sK + stage * Traits::kTileBytesKV, BN, 0, kk);
-    };
-    auto v_descriptor = [&](int stage, int kk) {
-      return wgmma::mn_major(sV + stage * Traits::kTileBytesKV, BN, 0, kk);
-    };
-
-    float acc_o[1][DT][4];
-    zero(acc_o);
-    SoftmaxRows<1> rows;
-    rows.reset();
-    float s[1][NT][4];            // S_t, then P_t in fp32
-    std::uint32_t a[BN / 16][4];  // P_{t−1} as wgmma's A operand (k16 step kk = keys 16kk .. 16kk + 15)
-
-    auto issue_scores = [&](int stage) {
-      wgmma::fence();
+    return softmax_scores(s, rows, p.scale_log2, correction);
+  };
+  auto p_to_registers = [&] {
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) ScoreMma::ss(s[0], q_descriptor(kk), k_descriptor(stage, kk), kk > 0);
-      wgmma::commit_group();
-    };
-    auto issue_output = [&](int stage) {
-      wgmma::fence();
+    for (int kk = 0; kk < BN / 16; ++kk) p_fragment<Element>(s, 0, kk, a[kk]);
+  };
+  // The products read `a` and write acc_o/s until the wait: keep the compiler's hands off them till then.
+  auto fence_registers = [&] {
+    ScoreMma::fence_operands(s[0]);
+    OutputMma::fence_operands(acc_o[0]);
 #pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], v_descriptor(stage, kk), 1);
-      wgmma::commit_group();
-    };
-    // Mask S_t (key tile j) if its tile is partial, then its half of the online softmax (P_t in s; O untouched).
-    auto softmax = [&](int j, float (&correction)[1][2]) {
-      if (j < plan.full_begin || j >= plan.full_end || static_cast<i64>(j + 1) * BN > view.k.rows) {
-        i64 k_min, k_max;
-        tile_positions(view.k, j, BN, k_min, k_max);
-        const TileClass tile =
-            classify(view, plan.span, /*span_of_query=*/true, plan.fixed_min, plan.fixed_max, k_min, k_max);
-        mask_scores<1, NT>(s, view, plan.fixed_begin + warp_row, static_cast<i64>(j) * BN, lane, tile.band_only);
-      }
-      return softmax_scores(s, rows, p.scale_log2, correction);
-    };
-    auto p_to_registers = [&] {
+    for (int kk = 0; kk < BN / 16; ++kk)
 #pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) p_fragment<Element>(s, 0, kk, a[kk]);
-    };
-    // The products read `a` and write acc_o/s until the wait: keep the compiler's hands off them till then.
-    auto fence_registers = [&] {
+      for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
+  };
+
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): step t issues S_t = Q·K_tᵀ and
+  // O += P_{t−1}·V_{t−1} together, waits for S_t only, and runs S_t's softmax while the tensor cores still
+  // compute O; then waits for O, rescales it and turns P_t into A fragments. Each buffer is released to the
+  // producer as soon as the product reading it is done.
+  if (tiles > 0) {
+    wait_landed(ptx::shared_address(&barriers.q_full), 0);
+    wait_landed(stage_barrier(barriers.k_full, 0), 0);
+    if (recorder) record(p, kLanded, global_time_ns());
+    begin_turn();
+    issue_scores(0);
+    end_turn();
+    wgmma::wait_group<0>();
+    fence_registers();
+    ptx::mbarrier_arrive(stage_barrier(barriers.k_empty, 0));
+    float correction[1][2];
+    softmax(0, correction);  // O is still 0: nothing to rescale
+    p_to_registers();
+    for (int t = 1; t < tiles; ++t) {
+      wait_landed(stage_barrier(barriers.k_full, t), (t >> 1) & 1);
+      wait_landed(stage_barrier(barriers.v_full, t - 1), ((t - 1) >> 1) & 1);
+      begin_turn();
+      issue_scores(t & 1);
+      issue_output((t - 1) & 1);
+      end_turn();
+      wgmma::wait_group<1>();  // S_t (the older group) is done; O += P_{t−1}·V_{t−1} may still run
       ScoreMma::fence_operands(s[0]);
-      OutputMma::fence_operands(acc_o[0]);
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[kk][e])::"memory");
-    };
-
-    // Software pipeline (FlashAttention-3's intra-warpgroup overlap): step t issues S_t = Q·K_tᵀ and
-    // O += P_{t−1}·V_{t−1} together, waits for S_t only, and runs S_t's softmax while the tensor cores still
-    // compute O; then waits for O, rescales it and turns P_t into A fragments. Each buffer is released to the
-    // producer as soon as the product reading it is done. The loop counts the block's key tiles n = g + t
-    // (stage n mod 2, phase parity (n >> 1) & 1); key tile j = j_begin + t = n + j_shift.
-    wait_landed(slot_barrier(barriers.q_full, k), (k >> 1) & 1);  // (without tiles: its rows stage O below)
-    if (tiles > 0) {
-      const int n_end = g + tiles, j_shift = j_begin - g;
-      wait_landed(slot_barrier(barriers.k_full, g), (g >> 1) & 1);
-      if (recorder) record(p, slot_items[slot], kLanded, global_time_ns());
-      begin_turn();
-      issue_scores(g & 1);
-      end_turn();
+      ptx::mbarrier_arrive(stage_barrier(barriers.k_empty, t));
+      const bool rescale = softmax(t, correction);
       wgmma::wait_group<0>();
       fence_registers();
-      ptx::mbarrier_arrive(slot_barrier(barriers.k_empty, g));
-      float correction[1][2];
-      softmax(j_begin, correction);  // O is still 0: nothing to rescale
+      ptx::mbarrier_arrive(stage_barrier(barriers.v_empty, t - 1));
+      if (rescale) rescale_output(acc_o, correction);
       p_to_registers();
-      for (int n = g + 1; n < n_end; ++n) {
-        wait_landed(slot_barrier(barriers.k_full, n), (n >> 1) & 1);
-        wait_landed(slot_barrier(barriers.v_full, n - 1), ((n - 1) >> 1) & 1);
-        begin_turn();
-        issue_scores(n & 1);
-        issue_output((n - 1) & 1);
-        end_turn();
-        wgmma::wait_group<1>();  // S_t (the older group) is done; O += P_{t−1}·V_{t−1} may still run
-        ScoreMma::fence_operands(s[0]);
-        ptx::mbarrier_arrive(slot_barrier(barriers.k_empty, n));
-        const bool rescale = softmax(n + j_shift, correction);
-        wgmma::wait_group<0>();
-        fence_registers();
-        ptx::mbarrier_arrive(slot_barrier(barriers.v_empty, n - 1));
-        if (rescale) rescale_output(acc_o, correction);
-        p_to_registers();
-      }
-      const int last = n_end - 1;
-      wait_landed(slot_barrier(barriers.v_full, last), (last >> 1) & 1);
-      begin_turn();
-      issue_output(last & 1);
-      end_turn();
-      wgmma::wait_group<0>();
-      fence_registers();
-      ptx::mbarrier_arrive(slot_barrier(barriers.v_empty, last));
-      g = n_end;
-      if (recorder) record(p, slot_items[slot], kLooped, global_time_ns());
     }
-
-    // Epilogue: each warp stages O in its own rows of the item's Q tile (its warpgroup's products are complete).
-    float row_lse[1][2], row_inverse[1][2];
-    finish_rows(rows, p.scale, row_lse, row_inverse);
-    const WorkItem done = work_item<BM>(p, work, slot_items[slot]);
-    float* lse_head = p.lse + (done.b * p.heads + done.h) * p.rows_q;
-    const i64 first_query = plan.fixed_begin + warp_row;
-    if (p.accumulate != nullptr) {
-      accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
-                      p.accumulate + plan.q_offset, q_stride, lane);
-    } else {
-      store_rows<Element, QLayout>(acc_o, row_inverse, shared + slot * Traits::kTileBytesQ, warp_row, view.q,
-                                   first_query, plan.fixed_end, static_cast<Element*>(p.out) + plan.q_offset,
-                                   q_stride, lane);
-      write_lse_rows(row_lse, view.q, first_query, plan.fixed_end, lse_head, lane);
-    }
-    if (recorder) record(p, slot_items[slot], kEnded, global_time_ns());
-    ptx::mbarrier_arrive(slot_barrier(barriers.item_free, k));  // the plan and Q slot may take the item after next
+    wait_landed(stage_barrier(barriers.v_full, tiles - 1), ((tiles - 1) >> 1) & 1);
+    begin_turn();
+    issue_output((tiles - 1) & 1);
+    end_turn();
+    wgmma::wait_group<0>();
+    fence_registers();
+    if (recorder) record(p, kLooped, global_time_ns());
+  } else {
+    wait_landed(ptx::shared_address(&barriers.q_full), 0);  // its rows stage O below
   }
-  if (consumer == 0) begin_turn();  // consumer 1's last arrival
+
+  // Epilogue: each warp stages O in its own rows of the Q tile (its warpgroup's products are complete).
+  float row_lse[1][2], row_inverse[1][2];
+  finish_rows(rows, p.scale, row_lse, row_inverse);
+  float* lse_head = p.lse + (b * p.heads + h) * p.rows_q;
+  const i64 first_query = plan.fixed_begin + warp_row;
+  if (p.accumulate != nullptr) {
+    accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
+                    p.accumulate + plan.q_offset, q_stride, lane);
+    if (recorder) record(p, kEnded, global_time_ns());
+    return;
+  }
+  store_rows<Element, QLayout>(acc_o, row_inverse, shared, warp_row, view.q, first_query, plan.fixed_end,
+                               static_cast<Element*>(p.out) + plan.q_offset, q_stride, lane);
+  write_lse_rows(row_lse, view.q, first_query, plan.fixed_end, lse_head, lane);
+  if (recorder) record(p, kEnded, global_time_ns());
 #endif
 }
 
-std::atomic<std::int64_t> launches_with_several_items_per_block{0};
-
 template <class Traits>
-void launch(const AttentionParams& params, i64 rows_q, const HopperForwardOptions& options, cudaStream_t stream) {
+void launch(const AttentionParams& params, i64 rows_q, bool tma_copies, cudaStream_t stream) {
   RowTileMaps keys, values;
-  if (options.tma_copies) {
+  if (tma_copies) {
     i64 steps[RowTileMaps::kMaxSteps];
     const int count = collect_row_steps(params, /*keys=*/true, Traits::kBlockN, steps);
     constexpr bool bfloat16 = std::is_same_v<typename Traits::Element, __nv_bfloat16>;
@@ -433,37 +318,11 @@ void launch(const AttentionParams& params, i64 rows_q, const HopperForwardOption
     encode_row_maps(values, params.v, bfloat16, params.batch, params.rows_k, params.kv_heads, Traits::kHeadDim, steps,
                     count, Traits::kBlockN);
   }
-  constexpr int BM = Traits::kBlockM;
-  WorkItems work;
-  work.query_tiles = (rows_q + BM - 1) / BM;
-  if (params.dilation_count <= 1) {
-    work.tiles_per_batch = work.query_tiles * params.heads;
-  } else {
-    for (i64 h = 0; h < params.heads; ++h) work.tiles_per_batch += (params.head_rows_q[h] + BM - 1) / BM;
-  }
-  work.items = work.tiles_per_batch * params.batch;
-  if (work.items == 0) return;
-  // The plans (8-byte aligned: the producer copies them in 8-byte words), then the claim counter.
-  const std::size_t plan_bytes = static_cast<std::size_t>(work.items) * sizeof(BlockPlan);
-  LaunchWorkspace workspace(plan_bytes + sizeof(unsigned int), stream);
-  work.plans = static_cast<const BlockPlan*>(workspace.data());
-  work.claimed = reinterpret_cast<unsigned int*>(static_cast<unsigned char*>(workspace.data()) + plan_bytes);
-  constexpr int kPlanWarps = 4;
-  plan_items<BM, Traits::kBlockN>
-      <<<static_cast<unsigned>((work.items + kPlanWarps - 1) / kPlanWarps), 32 * kPlanWarps, 0, stream>>>(params, work);
-  RINGLAB_CUDA_CHECK(cudaGetLastError());
-  // One block per SM (193 KiB of shared memory and 384 threads at 168 registers each fill one).
-  const i64 blocks = options.persistent ? std::min<i64>(work.items, multiprocessor_count()) : work.items;
-  if (blocks < work.items) ++launches_with_several_items_per_block;
-  launch_per_item(hopper_forward<Traits>, work.items, blocks, Traits::kThreads, Traits::kSharedBytes, params, stream,
-                  "hopper_forward", keys, values, work);
+  launch_per_tile(hopper_forward<Traits>, rows_q, Traits::kBlockM, Traits::kThreads, Traits::kSharedBytes, params,
+                  stream, "hopper_forward", keys, values);
 }
 
 }  // namespace
-
-std::int64_t hopper_forward_launches_with_several_items_per_block() {
-  return launches_with_several_items_per_block.load();
-}
 
 bool hopper_kernels_loadable() {
   int device = 0;
@@ -491,18 +350,13 @@ bool hopper_kernels_loadable() {
 }
 
 template <class Element, int HeadDim>
-void launch_hopper_forward(const AttentionParams& params, i64 rows_q, const HopperForwardOptions& options,
-                           cudaStream_t stream) {
-  launch<HopperTraits<Element, HeadDim>>(params, rows_q, options, stream);
+void launch_hopper_forward(const AttentionParams& params, i64 rows_q, bool tma_copies, cudaStream_t stream) {
+  launch<HopperTraits<Element, HeadDim>>(params, rows_q, tma_copies, stream);
 }
 
-template void launch_hopper_forward<__nv_bfloat16, 64>(const AttentionParams&, i64, const HopperForwardOptions&,
-                                                             cudaStream_t);
-template void launch_hopper_forward<__nv_bfloat16, 128>(const AttentionParams&, i64, const HopperForwardOptions&,
-                                                             cudaStream_t);
-template void launch_hopper_forward<__half, 64>(const AttentionParams&, i64, const HopperForwardOptions&,
-                                                             cudaStream_t);
-template void launch_hopper_forward<__half, 128>(const AttentionParams&, i64, const HopperForwardOptions&,
-                                                             cudaStream_t);
+template void launch_hopper_forward<__nv_bfloat16, 64>(const AttentionParams&, i64, bool, cudaStream_t);
+template void launch_hopper_forward<__nv_bfloat16, 128>(const AttentionParams&, i64, bool, cudaStream_t);
+template void launch_hopper_forward<__half, 64>(const AttentionParams&, i64, bool, cudaStream_t);
+template void launch_hopper_forward<__half, 128>(const AttentionParams&, i64, bool, cudaStream_t);
 
 }  // namespace ringlab::gpu::detail

@@ -31,22 +31,12 @@ ForwardVariant forward_variant();
 BackwardVariant backward_variant();
 bool hopper_forward_available();
 bool hopper_backward_available();
-// How the Hopper forward runs; both choices give the same bits, the alternatives are there to compare.
-//   tma_copies: K/V tiles by TMA where a descriptor can address them (tma.cuh), else all by cp.async;
-//     RINGLAB_HOPPER_COPIES = auto (unset) | tma | cp.async.
-//   persistent: one block per SM taking the (query tile, head, batch) items in turn, each item's plan, Q and
-//     first tiles made while the previous one finishes; else one block per item.
-//     RINGLAB_HOPPER_GRID = auto (unset) | persistent | per-tile.
-struct HopperForwardOptions {
-  bool tma_copies = true;
-  bool persistent = true;
-};
-HopperForwardOptions hopper_forward_options();
-// How many Hopper forward launches so far had fewer blocks than items (for a test: the persistent path ran).
-std::int64_t hopper_forward_launches_with_several_items_per_block();
+// RINGLAB_HOPPER_COPIES = auto (unset) | tma | cp.async: how the Hopper forward's producer copies K and V
+// tiles (tma.cuh). Both give the same bits; cp.async is there to compare them.
+bool hopper_copies_by_tma();
+// `tma_copies`: K/V tiles by TMA where a descriptor can address them (else all by cp.async).
 template <class Element, int HeadDim>
-void launch_hopper_forward(const AttentionParams& params, i64 rows_q, const HopperForwardOptions& options,
-                           cudaStream_t stream);
+void launch_hopper_forward(const AttentionParams& params, i64 rows_q, bool tma_copies, cudaStream_t stream);
 template <class Element, int HeadDim>
 void launch_hopper_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream);
 template <class Element, int HeadDim>

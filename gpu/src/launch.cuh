@@ -1,11 +1,10 @@
-// How the attention kernels are launched: one block per (tile, head, batch), or (the Hopper forward) a grid of
-// blocks that take the (tile, head, batch) work items in turn; the dynamic shared-memory limit raised to what
-// the kernel asks for first.
+// The one way the attention kernels are launched: one block per (tile, head, batch), the dynamic
+// shared-memory limit raised to what the kernel asks for first.
 //
 // Profiling: in a build configured with -DRINGLAB_KERNEL_TIMELINE=ON (off by default: the stamps cost the
 // D = 128 forward registers, 8 → 88 bytes of spill loads), and with RINGLAB_KERNEL_TIMELINE=FILE in the
 // environment, every launch of a kernel that records (the Hopper forward and backward) is followed by a
-// synchronisation, and one CSV line per block (per work item) is appended to FILE: when it started, had its plan, had its
+// synchronisation, and one CSV line per block is appended to FILE: when it started, had its plan, had its
 // first tiles, finished its main loop and its epilogue (%globaltimer, ns), on which SM and over how many
 // tiles (+ 2^32 for a forward merging into a ring's accumulator; bench/gpu/profile_blocks.py reads it). It serialises the launches: for finding where a block's time
 // goes, never for timing the kernels.
@@ -41,70 +40,42 @@ inline int next_timeline_launch() {
   return ++launches;
 }
 
-// Launches `grid` blocks of `kernel`; when profiling, with a timeline of `entries` records (launch.cuh's header).
+// `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block). `extra` are the
+// kernel's parameters after the AttentionParams (the Hopper forward's TMA descriptors).
 template <class Kernel, class... Extra>
-void launch_recorded(Kernel kernel, dim3 grid, std::size_t entries, int threads, int shared_bytes,
-                     const AttentionParams& params, cudaStream_t stream, const char* label, const Extra&... extra) {
+void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int shared_bytes,
+                     const AttentionParams& params, cudaStream_t stream, const char* label = nullptr,
+                     const Extra&... extra) {
   RINGLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+  const dim3 grid(static_cast<unsigned>((rows + tile_rows - 1) / tile_rows), static_cast<unsigned>(params.heads),
+                  static_cast<unsigned>(params.batch));
   const char* timeline_path = label != nullptr ? kernel_timeline_path() : nullptr;
   if (timeline_path == nullptr) {
     kernel<<<grid, threads, shared_bytes, stream>>>(params, extra...);
     RINGLAB_CUDA_CHECK(cudaGetLastError());
     return;
   }
-  const std::size_t bytes = entries * kTimelineFields * sizeof(unsigned long long);
+  const std::size_t blocks = static_cast<std::size_t>(grid.x) * grid.y * grid.z;
+  const std::size_t bytes = blocks * kTimelineFields * sizeof(unsigned long long);
   AttentionParams profiled = params;
   RINGLAB_CUDA_CHECK(cudaMalloc(&profiled.timeline, bytes));
   RINGLAB_CUDA_CHECK(cudaMemsetAsync(profiled.timeline, 0, bytes, stream));
   kernel<<<grid, threads, shared_bytes, stream>>>(profiled, extra...);
   RINGLAB_CUDA_CHECK(cudaGetLastError());
-  std::vector<unsigned long long> records(entries * kTimelineFields);
+  std::vector<unsigned long long> records(blocks * kTimelineFields);
   RINGLAB_CUDA_CHECK(cudaMemcpyAsync(records.data(), profiled.timeline, bytes, cudaMemcpyDeviceToHost, stream));
   RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));
   RINGLAB_CUDA_CHECK(cudaFree(profiled.timeline));
   const int launch_number = next_timeline_launch();
   std::FILE* file = std::fopen(timeline_path, "a");
   if (file == nullptr) return;  // profiling output only: never fail the computation over it
-  for (std::size_t entry = 0; entry < entries; ++entry) {
-    const unsigned long long* r = &records[entry * kTimelineFields];
+  for (std::size_t block = 0; block < blocks; ++block) {
+    const unsigned long long* r = &records[block * kTimelineFields];
     if (r[kStarted] == 0) continue;  // left before its first stamp (per-head dilation: no rows for its head)
-    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, entry, r[kSm],
+    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
                  r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
   }
   std::fclose(file);
-}
-
-// One block per (tile, head, batch). `rows` are the most rows any head has on the side the blocks tile
-// (`tile_rows` per block). `extra` are the kernel's parameters after the AttentionParams.
-template <class Kernel, class... Extra>
-void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int shared_bytes,
-                     const AttentionParams& params, cudaStream_t stream, const char* label = nullptr,
-                     const Extra&... extra) {
-  const dim3 grid(static_cast<unsigned>((rows + tile_rows - 1) / tile_rows), static_cast<unsigned>(params.heads),
-                  static_cast<unsigned>(params.batch));
-  const std::size_t blocks = static_cast<std::size_t>(grid.x) * grid.y * grid.z;
-  launch_recorded(kernel, grid, blocks, threads, shared_bytes, params, stream, label, extra...);
-}
-
-// The SMs of the current device (cached per device: ring threads ask concurrently, one device each).
-inline int multiprocessor_count() {
-  static std::atomic<int> known[64];
-  int device = 0;
-  RINGLAB_CUDA_CHECK(cudaGetDevice(&device));
-  if (device < 64 && known[device].load() != 0) return known[device].load();
-  int count = 0;
-  RINGLAB_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  if (device < 64) known[device].store(count);
-  return count;
-}
-
-// `blocks` blocks (1-d) that share `items` work items between them, the kernel's business; the timeline has
-// one record per item.
-template <class Kernel, class... Extra>
-void launch_per_item(Kernel kernel, i64 items, i64 blocks, int threads, int shared_bytes,
-                     const AttentionParams& params, cudaStream_t stream, const char* label, const Extra&... extra) {
-  launch_recorded(kernel, dim3(static_cast<unsigned>(blocks)), static_cast<std::size_t>(items), threads,
-                  shared_bytes, params, stream, label, extra...);
 }
 
 }  // namespace ringlab::gpu::detail

@@ -34,12 +34,7 @@ BackwardVariant backward_variant() {
                                                                    : BackwardVariant::automatic;
 }
 
-HopperForwardOptions hopper_forward_options() {
-  HopperForwardOptions options;
-  options.tma_copies = variant("RINGLAB_HOPPER_COPIES", "auto tma cp.async") != "cp.async";
-  options.persistent = variant("RINGLAB_HOPPER_GRID", "auto persistent per-tile") != "per-tile";
-  return options;
-}
+bool hopper_copies_by_tma() { return variant("RINGLAB_HOPPER_COPIES", "auto tma cp.async") != "cp.async"; }
 
 bool hopper_forward_available() {
   return forward_variant() == ForwardVariant::automatic && hopper_kernels_loadable();
