@@ -4,12 +4,15 @@ the Hopper forward's switches (--vary, default RINGLAB_HOPPER_COPIES=cp.async,tm
 RINGLAB_HOPPER_GRID=per-tile,persistent: one block per item or one per SM), on the same inputs in one process:
 for A/B comparisons of a kernel change (bench_attention.py is the full table beside PyTorch).
 
-Usage: compare_builds.py [--backward] [--vary NAME=A,B,...] LIB [LIB ...]
-Prints one row per configuration: H, D, N, mask, then TFLOP/s per (build folder, value); median of 30 timed
-calls after 5 warm-up (CUDA events). The backward column times the backward kernel alone (FLOPs 2.5x).
+Usage: compare_builds.py [--backward] [--vary NAME=A,B,...] [--rounds R] LIB [LIB ...]
+Prints one row per configuration: H, D, N, mask, then TFLOP/s per (build folder, value): the median over R
+rounds (default 5) that take every variant in turn, each round's rate the median of 10 timed calls after
+warm-up (CUDA events), and in brackets the lowest and highest round. The backward column times the backward
+kernel alone (FLOPs 2.5x).
 """
 import argparse
 import os
+import statistics
 import sys
 
 import torch
@@ -17,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_attention import UNBOUNDED, Ringlab, dilation_table, environment, head_groups, time_ms  # noqa: E402
 
-REPEATS = 30  # timed calls per configuration (median), after bench_attention.time_ms's warm-up
+REPEATS = 10  # timed calls per variant and round (their median), after bench_attention.time_ms's warm-up
 CASES = [  # H, D, N, causal, dilation patterns
     (16, 128, 16384, False, None),
     (16, 128, 16384, True, None),
@@ -32,6 +35,7 @@ def main():
     parser.add_argument("--backward", action="store_true", help="time the backward kernel instead of the forward")
     parser.add_argument("--vary", default="RINGLAB_HOPPER_COPIES=cp.async,tma",
                         help="an environment variable and the values to time it at (NAME=A,B,...)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over all variants (median reported)")
     parser.add_argument("libs", nargs="+", help="paths to libringlab_gpu_capi.so")
     args = parser.parse_args()
     variable, _, values = args.vary.partition("=")
@@ -51,18 +55,25 @@ def main():
         if args.backward:
             flops *= 2.5
         row = f"H={h} D={d} N={n} {'causal' if causal else 'full'}{' dilated' if patterns else ''}"
-        for name, lib in libs:
-            for value in values:
+        variants = [(name, lib, value) for name, lib in libs for value in values]
+        if args.backward:
+            dout, delta = torch.randn_like(q), torch.randn_like(lse)
+            dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
+        rates = {variant[0] + " " + variant[2]: [] for variant in variants}
+        # Rounds over every variant in turn: the GPU's clocks drift over a run (the same kernel timed twice in a
+        # row differed by up to 5 %), and interleaving spreads the drift over all variants alike.
+        for _ in range(args.rounds):
+            for name, lib, value in variants:
                 with environment(**{variable: value}):
                     if args.backward:
                         lib.forward(q, k, v, out, lse, band, dilation=table)
-                        dout, delta = torch.randn_like(q), torch.randn_like(lse)
-                        dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
                         ms = time_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table),
                                      REPEATS)
                     else:
                         ms = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), REPEATS)
-                row += f" | {name} {value} {flops / ms / 1e9:.0f}"
+                rates[name + " " + value].append(flops / ms / 1e9)
+        for label, values_seen in rates.items():
+            row += f" | {label} {statistics.median(values_seen):.0f} ({min(values_seen):.0f}–{max(values_seen):.0f})"
         print(row, flush=True)
 
 
