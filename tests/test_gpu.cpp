@@ -460,6 +460,22 @@ TEST_CASE("gpu::block_attention_* rejects what it does not support, naming what 
   const gpu::ConstDeviceTensor q2(nullptr, DType::bf16, 1, 8, 2, 64);
   const gpu::DeviceTensor out2{nullptr, DType::bf16, 1, 8, 2, 64};
   CHECK(message_of([&] { call(q2, q2, out2, three_runs); }).find("at most two runs") != std::string::npos);
+  // A ring's first and last merging steps write every query row: a dilated mask (which visits its selected rows
+  // only) is refused there, by the step's name.
+  MaskPredicate dilated{};
+  dilated.dilation = DilationSelect{4, 2, 0};
+  float lse_stand_in = 0.0f;  // (validation fails before any pointer is used)
+  const gpu::DeviceTensor acc2{nullptr, DType::f32, 1, 8, 2, 64};
+  for (auto [step, name] : {std::pair{gpu::AccumulateStep::first, "step = first"},
+                            std::pair{gpu::AccumulateStep::last, "step = last"}}) {
+    const std::string message = message_of([&] {
+      gpu::block_attention_forward_accumulate(q2, positions, q2, q2, positions, dilated, 1.0f, acc2, &lse_stand_in,
+                                              nullptr, step, out2);
+    });
+    INFO(message);
+    CHECK(message.find(name) != std::string::npos);
+    CHECK(message.find("middle for a dilated mask") != std::string::npos);
+  }
 }
 
 TEST_CASE("gpu block attention equals the fp64 reference: masks, GQA, awkward sizes", "[gpu]") {

@@ -107,6 +107,9 @@ struct CompactSelect {
   __host__ __device__ DilationSelect expand() const { return DilationSelect{segment_length, rate, offset}; }
 };
 
+// AttentionParams::accumulate_step (the host API's gpu::AccumulateStep, same values).
+enum AccumulateStepCode : int { kAccumulateMiddle = 0, kAccumulateFirst = 1, kAccumulateLast = 2 };
+
 // Everything the attention kernels read. Tensors are [B, rows, heads, D] (dtype), LSE/δ [B, H, rows_q].
 struct AttentionParams {
   const void* q = nullptr;
@@ -116,7 +119,11 @@ struct AttentionParams {
   float* lse = nullptr;
   // Forward with accumulate: instead of writing O and LSE, ⊕-merge this block's (O, LSE) into the running fp32
   // O at `accumulate` [B, n, H, D] and the running LSE at `lse` (the ring's accumulator; no partial buffer).
+  // accumulate_step (AccumulateStep): middle merges; first writes (O, LSE) over whatever the accumulator held;
+  // last merges and writes the result to `out` in the dtype (the accumulator is read, not written). first and
+  // last launch every query tile, also those that see no key (they write (0, −∞), or convert).
   float* accumulate = nullptr;
+  int accumulate_step = 0;
   const void* dout = nullptr;
   const float* lse_in = nullptr;
   const float* delta = nullptr;

@@ -291,7 +291,8 @@ void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions
 
 void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                                         ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
-                                        float scale, DeviceTensor acc, float* lse, Stream stream) {
+                                        float scale, DeviceTensor acc, float* lse, Stream stream,
+                                        AccumulateStep step, DeviceTensor out) {
   using namespace detail;
   AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
   require_like(acc, q, DType::f32, "acc", "q");
@@ -300,9 +301,22 @@ void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& 
           "bf16 or fp16 for the accumulating forward (fp32 inputs: block_attention_forward, then lse_merge)");
   params.accumulate = static_cast<float*>(acc.data);
   params.lse = lse;
+  const char* step_name = step == AccumulateStep::first ? "first" : "last";
+  if (step != AccumulateStep::middle) {
+    require(params.dilation_count == 0, "step", step_name,
+            "middle for a dilated mask (first and last write every query row; a dilated mask visits its selected rows)");
+    require(k.rows > 0, "step", step_name, "middle when there are no keys (k.rows = 0)");
+  }
+  if (step == AccumulateStep::last) {
+    require_like(out, q, q.dtype, "out", "q");
+    params.out = out.data;
+  }
+  params.accumulate_step = step == AccumulateStep::first  ? kAccumulateFirst
+                           : step == AccumulateStep::last ? kAccumulateLast
+                                                          : kAccumulateMiddle;
   i64 rows_q, rows_k;
   visited_rows(params, rows_q, rows_k);
-  if (rows_q == 0 || rows_k == 0) return;  // nothing selected on a side: the block adds nothing
+  if (rows_q == 0 || rows_k == 0) return;  // nothing selected on a side: the block adds nothing (middle only)
   with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
     launch_fast_forward<Element, HeadDim>(params, rows_q, stream);
   });

@@ -142,15 +142,21 @@ __device__ __forceinline__ void write_lse_rows(const float (&lse)[MT][2], const 
 // one warp alone, and its 4 lanes (c = 0..3) hold 2 of every 8 columns. All lanes read the old LSE before
 // lane c = 0 writes the merged one. `lse_head`: the LSE of this (batch, head) at tensor row 0; `o_head`:
 // the fp32 O accumulator at (batch, head, row 0), rows `row_stride` apart.
+// `step` (AttentionParams::accumulate_step): kAccumulateFirst writes (O, LSE) without reading the old ones (a
+// ring's first step: nothing to clear beforehand); kAccumulateLast merges and writes O rounded to Element at
+// `out_head` (same layout) instead of the accumulator (a ring's last step: no conversion pass afterwards),
+// also for rows this block adds nothing to.
 // The old values of a row are all loaded before any is stored: the compiler cannot move a load above a
 // store that might alias it, so load, merge, store pair by pair made each lane wait for its loads in turn
 // (the backward's dK/dV epilogue did that and took 13–26 µs per block; this tail now takes ~4 µs in a ring
 // step: bench/results/gpu-block-costs-2026-11-22-H100.md). Each row's tensor row is computed once.
-template <int MT, int DT>
+template <class Element, int MT, int DT>
 __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4], const float (&lse)[MT][2],
                                                 const float (&inverse)[MT][2], const RowMap& q_rows, i64 first_query,
-                                                i64 q_end, float* lse_head, float* o_head, i64 row_stride, int lane) {
+                                                i64 q_end, float* lse_head, float* o_head, Element* out_head,
+                                                int step, i64 row_stride, int lane) {
   const int g = lane / 4, c = lane % 4;
+  const bool reads = step != kAccumulateFirst;
   i64 tensor_row[MT][2];  // of each of the lane's rows; −1 past q_end
   float old_lse[MT][2];
 #pragma unroll
@@ -159,7 +165,7 @@ __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4],
     for (int half = 0; half < 2; ++half) {
       const i64 query = first_query + mt * 16 + g + 8 * half;
       tensor_row[mt][half] = query < q_end ? q_rows.row(query) : -1;
-      old_lse[mt][half] = query < q_end ? lse_head[tensor_row[mt][half]] : -INFINITY;
+      old_lse[mt][half] = reads && query < q_end ? lse_head[tensor_row[mt][half]] : -INFINITY;
     }
   float merged_lse[MT][2];
 #pragma unroll
@@ -168,20 +174,35 @@ __device__ __forceinline__ void accumulate_rows(const float (&acc_o)[MT][DT][4],
     for (int half = 0; half < 2; ++half) {
       const float la = old_lse[mt][half], lb = lse[mt][half];
       merged_lse[mt][half] = la;
-      const float larger = fmaxf(la, lb);
-      if (tensor_row[mt][half] < 0 || larger == -INFINITY || lb == -INFINITY) continue;  // nothing to add
-      const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
-      merged_lse[mt][half] = merged;
-      const float wa = la == -INFINITY ? 0.0f : expf(la - merged);
-      const float wb = expf(lb - merged) * inverse[mt][half];
+      if (tensor_row[mt][half] < 0) continue;
+      float wa, wb;  // O = wa·O_old + wb·(this block's unnormalised O)
+      if (lb == -INFINITY) {  // this block adds nothing to the row
+        if (step == kAccumulateMiddle) continue;  // the accumulator holds it already
+        wa = reads ? 1.0f : 0.0f;                 // first: (0, −∞); last: the old row, converted
+        wb = 0.0f;
+      } else {
+        const float larger = fmaxf(la, lb);
+        const float merged = larger + log1pf(expf(fminf(la, lb) - larger));
+        merged_lse[mt][half] = merged;
+        wa = la == -INFINITY ? 0.0f : expf(la - merged);
+        wb = expf(lb - merged) * inverse[mt][half];
+      }
       float2* row = reinterpret_cast<float2*>(o_head + tensor_row[mt][half] * row_stride + 2 * c);
       float2 value[DT];
 #pragma unroll
-      for (int dt = 0; dt < DT; ++dt) value[dt] = row[dt * 4];  // columns 8dt + 2c, +1
+      for (int dt = 0; dt < DT; ++dt) value[dt] = wa != 0.0f ? row[dt * 4] : make_float2(0.0f, 0.0f);  // 8dt + 2c, +1
+      if (step == kAccumulateLast) {
+        auto* out_row = reinterpret_cast<std::uint32_t*>(out_head + tensor_row[mt][half] * row_stride + 2 * c);
 #pragma unroll
-      for (int dt = 0; dt < DT; ++dt)
-        row[dt * 4] = make_float2(wa * value[dt].x + wb * acc_o[mt][dt][2 * half],
-                                  wa * value[dt].y + wb * acc_o[mt][dt][2 * half + 1]);
+        for (int dt = 0; dt < DT; ++dt)
+          out_row[dt * 4] = ptx::pack2<Element>(wa * value[dt].x + wb * acc_o[mt][dt][2 * half],
+                                                wa * value[dt].y + wb * acc_o[mt][dt][2 * half + 1]);
+      } else {
+#pragma unroll
+        for (int dt = 0; dt < DT; ++dt)
+          row[dt * 4] = make_float2(wa * value[dt].x + wb * acc_o[mt][dt][2 * half],
+                                    wa * value[dt].y + wb * acc_o[mt][dt][2 * half + 1]);
+      }
     }
   __syncwarp();  // every lane of a row has read its old LSE
   if (c != 0) return;

@@ -60,8 +60,9 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.q.rows) return;
-  // Accumulating, a query tile that sees no key tile adds nothing (its O = 0, LSE = −∞ would ⊕ as identity).
-  if (p.accumulate != nullptr && plan.visit_begin >= plan.visit_end) return;
+  // Merging, a query tile that sees no key tile adds nothing (its O = 0, LSE = −∞ would ⊕ as identity); a
+  // ring's first and last steps still write its rows.
+  if (p.accumulate != nullptr && p.accumulate_step == kAccumulateMiddle && plan.visit_begin >= plan.visit_end) return;
   const i64 q_begin = plan.fixed_begin;
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
@@ -160,7 +161,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocks) fast_for
   const i64 first_query = q_begin + warp_row;
   if (p.accumulate != nullptr) {
     accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
-                    p.accumulate + plan.q_offset, q_stride, lane);
+                    p.accumulate + plan.q_offset, static_cast<Element*>(p.out) + plan.q_offset,
+                    p.accumulate_step, q_stride, lane);
     return;
   }
   store_rows<Element, SwizzledRows<CH>>(acc_o, row_inverse, shared, warp_row, view.q, first_query, plan.fixed_end,

@@ -118,7 +118,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.q.rows) return;
-  if (p.accumulate != nullptr && plan.visit_begin >= plan.visit_end) return;  // adds nothing (⊕ identity)
+  // Merging, a query tile that sees no key tile adds nothing (⊕ identity); a ring's first and last steps still
+  // write its rows.
+  if (p.accumulate != nullptr && p.accumulate_step == kAccumulateMiddle && plan.visit_begin >= plan.visit_end) return;
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
   const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
@@ -295,7 +297,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const i64 first_query = plan.fixed_begin + warp_row;
   if (p.accumulate != nullptr) {
     accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
-                    p.accumulate + plan.q_offset, q_stride, lane);
+                    p.accumulate + plan.q_offset, static_cast<Element*>(p.out) + plan.q_offset,
+                    p.accumulate_step, q_stride, lane);
     if (recorder) record(p, kEnded, global_time_ns());
     return;
   }

@@ -83,13 +83,25 @@ void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions
                              ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                              float scale, DeviceTensor out, float* lse, Stream stream = nullptr);
 
+// Where a call of block_attention_forward_accumulate stands in a sequence of merges (a ring rank's steps):
+//   middle: (O, LSE) ⊕= this block, in place in the fp32 accumulator;
+//   first:  (O, LSE) = this block: the accumulator's old contents are neither read nor needed (no clearing
+//           to (0, −∞) beforehand);
+//   last:   (O, LSE) ⊕ this block, with O written in the inputs' dtype to `out` and the LSE in place; the
+//           accumulator is read, not written (no conversion pass afterwards).
+// first and last write every query row, also rows that see no key here, so they need a mask without dilation
+// (a dilated mask visits only its selected rows) and keys to look at (k.rows > 0).
+enum class AccumulateStep { middle, first, last };
+
 // (O, LSE) ← (O, LSE) ⊕ block attention, in place: `acc` [B, n, H, D] fp32 and `lse` [B, H, n] are a running
-// output (start at (0, −∞)); this block's normalised O and its LSE are merged into them in the kernel's
-// epilogue, in fp32 — no partial buffer, no merge kernel (a ring step's forward). bf16/fp16 only (the
-// tensor-core kernels); otherwise as block_attention_forward.
+// output (start at (0, −∞), or at a `first` step); this block's normalised O and its LSE are merged into them in
+// the kernel's epilogue, in fp32 — no partial buffer, no merge kernel (a ring step's forward). `out` [B, n, H, D]
+// in q's dtype receives O at a `last` step (unused otherwise). bf16/fp16 only (the tensor-core kernels);
+// otherwise as block_attention_forward.
 void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                                         ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
-                                        float scale, DeviceTensor acc, float* lse, Stream stream = nullptr);
+                                        float scale, DeviceTensor acc, float* lse, Stream stream = nullptr,
+                                        AccumulateStep step = AccumulateStep::middle, DeviceTensor out = {});
 
 // δ [B, H, n] = rowsum(dO ∘ O) in fp32; dout and out have the same dtype and shape [B, n, H, D].
 void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream = nullptr);
