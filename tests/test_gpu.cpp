@@ -342,7 +342,8 @@ Case config_case(const std::string& name, AttentionConfig config, std::uint64_t 
 // A ring step: the queries device `q_device` owns against the keys device `k_device` owns under `layout`.
 // Inputs are gathered here (test data); the kernels address the position runs directly.
 Case ring_step_case(const std::string& name, AttentionConfig config, Layout layout, int ring, int q_device,
-                    int k_device, std::uint64_t seed, DType dtype) {
+                    int k_device, std::uint64_t seed, DType dtype,
+                    std::optional<DilationSelect> dilation = std::nullopt) {
   const PositionSet q_positions = layout_positions(layout, config.seq, ring, q_device);
   const PositionSet k_positions = layout_positions(layout, config.seq, ring, k_device);
   const Problem whole = random_problem(name, config, seed, dtype);
@@ -358,7 +359,7 @@ Case ring_step_case(const std::string& name, AttentionConfig config, Layout layo
   };
   Problem problem{name,        gather(whole.q, q_positions), gather(whole.k, k_positions), gather(whole.v, k_positions),
                   gather(whole.dout, q_positions), q_positions, k_positions, {}, config.tau()};
-  const MaskPredicate mask{BandMask::from(config), std::nullopt};
+  const MaskPredicate mask{BandMask::from(config), dilation};
   problem.patterns.push_back(gpu::HeadMasks(mask));
   return {name, problem, [mask](const Problem& p, DType type) { return expected_for_block(p, mask, type); }};
 }
@@ -631,6 +632,22 @@ TEST_CASE("gpu forward: TMA and cp.async tile copies give the same bits", "[gpu]
   c.causal = true;
   cases.push_back({ring_step_case("N=2050 zigzag P=2 q0 k0 causal D=128", c, Layout::zigzag, 2, 0, 0, 47, DType::bf16),
                    DType::bf16});
+  // Five rates: a fifth row step has no descriptor (RowTileMaps::kMaxSteps = 4), so that head's tiles go by
+  // cp.async in the same launch as the other four heads' TMA copies.
+  c = shape(4099, 5, 5, 128);
+  c.dilation = {{64, 1}, {128, 2}, {192, 3}, {256, 4}, {320, 5}};
+  c.segments = SegmentMode::ragged;
+  c.offset_rule = OffsetRule::group;
+  c.combine = Combine::group_sum;
+  cases.push_back({config_case("N=4099 D=128 H=5 rates 1-5 group_sum (5 row steps)", c, 61, DType::bf16),
+                   DType::bf16});
+  // A striped chunk under dilation: device 1 of 3 holds positions 1, 4, 7, …, rate 2 selects every other one,
+  // so the selected rows advance by 2 in the chunk's tensor (a row step of 2 on a striped run).
+  c = shape(6001, 4, 2, 64);
+  c.causal = true;
+  cases.push_back({ring_step_case("N=6001 striped P=3 q1 k1 causal GQA D=64 dilation 600:2 offset 1", c,
+                                  Layout::striped, 3, 1, 1, 63, DType::f16, DilationSelect{600, 2, 1}),
+                   DType::f16});
   for (const auto& [test, dtype] : cases) {
     Outputs by_copy, by_tma;
     const std::int64_t before = testing::tma_descriptors_encoded();
