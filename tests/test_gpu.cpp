@@ -364,6 +364,16 @@ Case ring_step_case(const std::string& name, AttentionConfig config, Layout layo
   return {name, problem, [mask](const Problem& p, DType type) { return expected_for_block(p, mask, type); }};
 }
 
+// LongNet's packages' head groups: each pattern on its own group of heads (offset rule group), their outputs
+// summed, segments cut short at the sequence's end (ragged).
+AttentionConfig head_groups(AttentionConfig config, std::vector<DilationPattern> patterns) {
+  config.dilation = std::move(patterns);
+  config.segments = SegmentMode::ragged;
+  config.offset_rule = OffsetRule::group;
+  config.combine = Combine::group_sum;
+  return config;
+}
+
 AttentionConfig shape(i64 n, i64 heads, i64 kv_heads, i64 head_dim) {
   AttentionConfig config;
   config.seq = config.kv_seq = n;
@@ -620,12 +630,8 @@ TEST_CASE("gpu forward: TMA and cp.async tile copies give the same bits", "[gpu]
   c.batch = 2;
   c.causal = true;
   cases.push_back({config_case("B=2 N=1025 D=128 GQA causal", c, 41, DType::bf16), DType::bf16});
-  c = shape(1027, 6, 6, 64);
+  c = head_groups(shape(1027, 6, 6, 64), {{128, 1}, {256, 2}, {512, 4}});
   c.batch = 2;
-  c.dilation = {{128, 1}, {256, 2}, {512, 4}};
-  c.segments = SegmentMode::ragged;
-  c.offset_rule = OffsetRule::group;
-  c.combine = Combine::group_sum;
   cases.push_back({config_case("B=2 N=1027 D=64 H=6 dilation 128:1,256:2,512:4 group_sum", c, 43, DType::f16),
                    DType::f16});
   c = shape(2050, 2, 2, 128);
@@ -634,11 +640,7 @@ TEST_CASE("gpu forward: TMA and cp.async tile copies give the same bits", "[gpu]
                    DType::bf16});
   // Five rates: a fifth row step has no descriptor (RowTileMaps::kMaxSteps = 4), so that head's tiles go by
   // cp.async in the same launch as the other four heads' TMA copies.
-  c = shape(4099, 5, 5, 128);
-  c.dilation = {{64, 1}, {128, 2}, {192, 3}, {256, 4}, {320, 5}};
-  c.segments = SegmentMode::ragged;
-  c.offset_rule = OffsetRule::group;
-  c.combine = Combine::group_sum;
+  c = head_groups(shape(4099, 5, 5, 128), {{64, 1}, {128, 2}, {192, 3}, {256, 4}, {320, 5}});
   cases.push_back({config_case("N=4099 D=128 H=5 rates 1-5 group_sum (5 row steps)", c, 61, DType::bf16),
                    DType::bf16});
   // A striped chunk under dilation: device 1 of 3 holds positions 1, 4, 7, …, rate 2 selects every other one,
