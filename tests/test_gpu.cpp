@@ -674,3 +674,81 @@ TEST_CASE("gpu forward: TMA and cp.async tile copies give the same bits", "[gpu]
     CHECK(measured.passed);
   }
 }
+
+// A ring rank's merges staged (gpu::AccumulateStep): the first step writes (O, LSE) without reading the
+// accumulator, middle steps merge, the last merges and writes O in the dtype. Rank 0 of a zigzag ring of 3 (query
+// chunks 0 and 5 of 6) meets the three ranks' keys in two orders: own keys first (at the last step, its chunk-0
+// query tiles see nothing of rank 2's chunks 2 and 3, and must still be written) and own keys last (at the
+// first step they see nothing). The accumulator, LSE and output start as NaN, so a first step that read them
+// or a last step that skipped a row would show. Both forward kernels (wgmma where it runs, and mma.sync).
+TEST_CASE("gpu::block_attention_forward_accumulate: first, middle and last steps equal one forward over all keys",
+          "[gpu]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  auto c = shape(3001, 3, 1, 128);
+  c.causal = true;
+  const DType dtype = DType::bf16;
+  std::vector<Case> steps;  // rank 0's queries against rank s's keys (same seed: the same whole tensors)
+  for (int s = 0; s < 3; ++s)
+    steps.push_back(ring_step_case("zigzag P=3 q0 k" + std::to_string(s), c, Layout::zigzag, 3, 0, s, 71, dtype));
+  // Every key at once, for the reference: the three key blocks end to end with their positions.
+  Problem all_keys = steps[0].problem;
+  all_keys.name = "N=3001 zigzag P=3 rank 0 against all keys, causal, MQA, D=128";
+  const i64 B = c.batch, n = all_keys.q.shape[1], H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
+  i64 m = 0;
+  for (const Case& step : steps) m += step.problem.k.shape[1];
+  all_keys.k = Tensor<double>({B, m, Hkv, D});
+  all_keys.v = Tensor<double>({B, m, Hkv, D});
+  all_keys.k_positions.runs.clear();
+  i64 row = 0;
+  for (const Case& step : steps) {
+    const i64 rows = step.problem.k.shape[1], row_size = Hkv * D;
+    for (i64 b = 0; b < B; ++b) {
+      std::copy_n(step.problem.k.data.begin() + b * rows * row_size, rows * row_size,
+                  all_keys.k.data.begin() + (b * m + row) * row_size);
+      std::copy_n(step.problem.v.data.begin() + b * rows * row_size, rows * row_size,
+                  all_keys.v.data.begin() + (b * m + row) * row_size);
+    }
+    for (const auto& run : step.problem.k_positions.runs) all_keys.k_positions.runs.push_back(run);
+    row += rows;
+  }
+  const MaskPredicate mask{BandMask::from(c), std::nullopt};
+  const Expected expected = expected_for_block(all_keys, mask, dtype);
+  const std::vector<i64> q_shape{B, n, H, D};
+  const DeviceArray q = to_device(steps[0].problem.q, dtype);
+  for (const char* variant : {"auto", "mma"})
+    for (const std::vector<int>& order : {std::vector<int>{0, 1, 2}, std::vector<int>{2, 1, 0}}) {
+      ScopedEnvironment kernel("RINGLAB_FORWARD_VARIANT", variant);
+      DeviceArray acc = poisoned(q_shape, DType::f32), out = poisoned(q_shape, dtype);
+      gpu::DeviceBuffer lse(static_cast<std::size_t>(B * H * n) * sizeof(float));
+      lse.fill(0xFF);
+      std::vector<DeviceArray> keys, values;  // (alive until the synchronisation below)
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        const Problem& block = steps[static_cast<std::size_t>(order[i])].problem;
+        keys.push_back(to_device(block.k, dtype));
+        values.push_back(to_device(block.v, dtype));
+        const auto step = i == 0 ? gpu::AccumulateStep::first
+                          : i + 1 == order.size() ? gpu::AccumulateStep::last
+                                                  : gpu::AccumulateStep::middle;
+        gpu::block_attention_forward_accumulate(q.tensor, block.q_positions, keys.back().tensor, values.back().tensor,
+                                                block.k_positions, mask, static_cast<float>(block.scale), acc.tensor,
+                                                lse.as<float>(), nullptr, step, out.tensor);
+      }
+      gpu::synchronize();
+      Tensor<double> got_lse = to_host(lse, DType::f32, {B, H, n, 1});
+      got_lse.shape = {B, H, n};
+      const Tensor<double> got_out = to_host(out.buffer, dtype, q_shape);
+      const double out_error = testing::scaled_error(got_out, expected.reference.out);
+      const double lse_error = testing::scaled_error(got_lse, expected.reference.lse);
+      const double out_tolerance = 2.0 * testing::scaled_error(expected.baseline->out, expected.reference.out);
+      const double lse_tolerance =
+          std::max(1e-5, 2.0 * testing::scaled_error(expected.baseline->lse, expected.reference.lse));
+      const std::string line = all_keys.name + ", kernel " + variant + ", key order " + std::to_string(order[0]) +
+                               std::to_string(order[1]) + std::to_string(order[2]) + ": O " +
+                               std::to_string(out_error) + "/" + std::to_string(out_tolerance) + "  LSE " +
+                               std::to_string(lse_error) + "/" + std::to_string(lse_tolerance);
+      std::cout << line << std::endl;
+      INFO(line);
+      CHECK(out_error <= out_tolerance);
+      CHECK(lse_error <= lse_tolerance);
+    }
+}

@@ -301,6 +301,8 @@ void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& 
           "bf16 or fp16 for the accumulating forward (fp32 inputs: block_attention_forward, then lse_merge)");
   params.accumulate = static_cast<float*>(acc.data);
   params.lse = lse;
+  require(step == AccumulateStep::middle || step == AccumulateStep::first || step == AccumulateStep::last, "step",
+          std::to_string(static_cast<int>(step)), "AccumulateStep::middle, first or last");
   const char* step_name = step == AccumulateStep::first ? "first" : "last";
   if (step != AccumulateStep::middle) {
     require(params.dilation_count == 0, "step", step_name,

@@ -297,7 +297,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const i64 first_query = plan.fixed_begin + warp_row;
   if (p.accumulate != nullptr) {
     accumulate_rows(acc_o, row_lse, row_inverse, view.q, first_query, plan.fixed_end, lse_head,
-                    p.accumulate + plan.q_offset, static_cast<Element*>(p.out) + plan.q_offset,
+                    p.accumulate + plan.q_offset,
+                    p.accumulate_step == kAccumulateLast ? static_cast<Element*>(p.out) + plan.q_offset : nullptr,
                     p.accumulate_step, q_stride, lane);
     if (recorder) record(p, kEnded, global_time_ns());
     return;

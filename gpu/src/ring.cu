@@ -331,7 +331,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   // clearing beforehand and no conversion pass after (together 3 of the 4 passes over the fp32 O besides the
   // merges: ~4 % of a 2-GPU zigzag forward at 16K tokens per GPU). A rank with one computing step writes
   // (O, LSE) directly, as `direct` does.
-  const bool staged = !direct && options.compute && dtype != DType::f32 && problem.masks.size() == 1 &&
+  const bool staged = !direct && dtype != DType::f32 && problem.masks.size() == 1 &&
                       problem.masks[0].dilation.empty() && problem.output_factor == 1.0f;
   std::vector<int> first_step(ranks.size(), -1), last_step(ranks.size(), -1);  // the rank's computing steps
   for (std::size_t i = 0; i < ranks.size(); ++i)
@@ -340,8 +340,11 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         if (first_step[i] < 0) first_step[i] = s;
         last_step[i] = s;
       }
+  // A pass without compute (the benchmark's transfers-only pass) times what moves: no clearing or conversion
+  // either (its O and LSE are left as they were).
+  const bool transfers_only = !options.compute;
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
-  for (std::size_t i = 0; i < ranks.size(); ++i) {  // (O, LSE) = (0, −∞): in fp32, or O itself
+  for (std::size_t i = 0; i < ranks.size() && !transfers_only; ++i) {  // (O, LSE) = (0, −∞): in fp32, or O itself
     RingRank* r = ranks[i];
     const bool writes_out = direct || staged;  // O itself, for a rank without computing steps
     if (writes_out && first_step[i] >= 0 && (staged || first_step[i] == 0)) continue;
@@ -402,8 +405,9 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   }
   for (RingRank* r : ranks) {  // O in the input dtype (times 1/k under group_mean; the LSE stays)
     const DeviceTensor out{r->out.data(), dtype, B, r->rows, H, D};
-    if (!direct && !staged) convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), out, r->stream);
-    if (problem.output_factor != 1.0f) scale_in_place(out, problem.output_factor, r->stream);
+    if (!direct && !staged && !transfers_only)
+      convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), out, r->stream);
+    if (problem.output_factor != 1.0f && !transfers_only) scale_in_place(out, problem.output_factor, r->stream);
     r->step_done.push_back(r->events.record(r->stream));
   }
 }

@@ -73,7 +73,7 @@ struct RingRank {
   PositionSet positions;
   DeviceBuffer q, k_home, v_home, k[2], v[2];            // K/V: home chunk and the two rotation buffers
   // acc_dq: the running O in fp32 during forward, dQ (fp32) during backward — one buffer, because forward
-  // no longer needs it once O is converted to the dtype (the simulator's ledger counts it once per pass).
+  // no longer needs it once O is in the dtype (the simulator's ledger counts it once per pass).
   DeviceBuffer acc_dq, out, lse, partial_out, partial_lse;  // partial_*: fp32 rings only (teaching kernels)
   DeviceBuffer dout, delta;
   // fp32 dK/dV. dk/dv[2]: the accumulators that travel with the chunks (received, added to, sent on); the last

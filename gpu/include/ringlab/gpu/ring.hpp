@@ -13,8 +13,9 @@
 // Forward, step s (RingSchedule::at(p, s)): device p holds the K/V chunk of owner (p − s) mod P in buffer
 // s mod 2 (step 0: its own chunk); the transport moves every chunk to buffer (s + 1) mod 2 of the next
 // device while the device's own compute stream runs gpu::block_attention_forward_accumulate on the held chunk
-// (global positions from the schedule): the kernel ⊕-merges into the device's fp32 (O, LSE), started at
-// (0, −∞), in its epilogue; O is converted to the dtype at the end. Skipped steps launch nothing. The virtual
+// (global positions from the schedule): the kernel ⊕-merges into the device's fp32 (O, LSE) in its epilogue.
+// Dense rings stage it (gpu::AccumulateStep): the first computing step writes (O, LSE), the last writes O in the
+// dtype; dilated rings start at (0, −∞) and convert O at the end. Skipped steps launch nothing. The virtual
 // devices' streams run concurrently, as separate GPUs would.
 //
 // Backward: δ = rowsum(dO ∘ O) once, then per step gpu::block_attention_backward into the device's dQ and a
