@@ -327,10 +327,9 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   // whose steps are short, those passes cost as much as the kernel).
   const bool direct = problem.schedule.local_only && problem.masks.size() == 1 && dtype != DType::f32;
   // Other rings with one undilated mask (the dense ones) stage their merges (AccumulateStep): a rank's first
-  // computing step writes (O, LSE) over the accumulator and its last writes O in the dtype, so there is no
-  // clearing beforehand and no conversion pass after (together 3 of the 4 passes over the fp32 O besides the
-  // merges: ~4 % of a 2-GPU zigzag forward at 16K tokens per GPU). A rank with one computing step writes
-  // (O, LSE) directly, as `direct` does.
+  // computing step writes (O, LSE) over the accumulator and its last writes O in the dtype: no clearing
+  // beforehand, no merge into zeros at the first step, no conversion pass after (~4 % of a 2-GPU zigzag forward
+  // at 16K tokens per GPU). A rank with one computing step writes (O, LSE) directly, as `direct` does.
   const bool staged = !direct && dtype != DType::f32 && problem.masks.size() == 1 &&
                       problem.masks[0].dilation.empty() && problem.output_factor == 1.0f;
   std::vector<int> first_step(ranks.size(), -1), last_step(ranks.size(), -1);  // the rank's computing steps
