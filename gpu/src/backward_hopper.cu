@@ -21,7 +21,8 @@
 //       own 64 keys (two partial tiles, both added), staged in shared
 //       memory and added into the fp32 dQ by the copy engine: one bulk reduction per query row
 //       (cp.reduce.async.bulk .add.f32) instead of a red.global per pair of values
-//   Epilogue: dK, dV added into the fp32 accumulators (atomics only when query heads share a KV head).
+//   Epilogue: dK, dV staged in shared memory and added into the fp32 accumulators by bulk reductions, a row
+//     each (as dQ is).
 //
 // Compiled for sm_90a only (gpu/CMakeLists.txt); launch_fast_backward calls it when
 // hopper_backward_available() (variants.cu).
@@ -347,9 +348,41 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   if (issues_dq) ptx::bulk_wait();
   if (recorder) record(p, kLooped, global_time_ns());
 
-  // dK, dV of these keys: added into the fp32 accumulators.
-  add_key_gradients(reinterpret_cast<const float(&)[1][DT][4]>(acc_dk), reinterpret_cast<const float(&)[1][DT][4]>(acc_dv),
-                    p, view.k, plan.kv_offset, k_begin + warp_row, plan.fixed_end, 0, lane);
+  // dK, dV of these keys, added into the fp32 accumulators by the copy engine, as dQ's rows are: each consumer
+  // stages its 64 rows of each in shared memory the main loop is done with (from K's tile on), then one thread
+  // per row adds the row with one bulk reduction (cp.reduce.async.bulk .add.f32, element-wise atomic as
+  // red.global is, so GQA's heads may share rows). The block leaves once the copy engine has read its rows;
+  // with red.global per pair of values its epilogue took 3.8–6.3 µs (bench/results/gpu-block-costs-2026-11-22-H100.md).
+  constexpr int kRowFloats = D + 4;  // a row padded by 16 bytes: a warp's 8 rows start in different banks
+  constexpr int kStageBytes = 64 * kRowFloats * 4;
+  static_assert(4 * kStageBytes <= 2 * Traits::kTileBytesKV + 4 * Traits::kTileBytesQ + 2 * Traits::kTileBytesDs +
+                                       Traits::kDqStaging * Traits::kTileBytesDq,
+                "dK and dV staging fit in K, V, Q, dO, dSᵀ and dQ's shared memory");
+  ptx::named_barrier_sync(kDsReadyBarrier, 256);  // both consumers are done with every tile and dQ staging
+  const int dk_stage = consumer * kStageBytes, dv_stage = (2 + consumer) * kStageBytes;  // bytes past K's tile
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = (warp % 4) * 16 + g + 8 * half;  // of this consumer's 64 keys
+#pragma unroll
+    for (int nt = 0; nt < DT; ++nt) {
+      const int at = (row * kRowFloats + nt * 8 + 2 * c) * 4;
+      *reinterpret_cast<float2*>(shared + dk_stage + at) = make_float2(acc_dk[nt][2 * half], acc_dk[nt][2 * half + 1]);
+      *reinterpret_cast<float2*>(shared + dv_stage + at) = make_float2(acc_dv[nt][2 * half], acc_dv[nt][2 * half + 1]);
+    }
+  }
+  wgmma::fence_proxy_async();  // the staged rows (generic proxy) before the copy engine reads them
+  ptx::named_barrier_sync(kConsumerBarrier + consumer, 128);
+  if (consumer_thread < 64) {
+    const i64 key = k_begin + consumer * 64 + consumer_thread;
+    if (key < plan.fixed_end) {
+      const i64 offset = plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim;
+      const std::uint32_t at = sK + static_cast<std::uint32_t>(consumer_thread * kRowFloats * 4);
+      ptx::bulk_reduce_add_f32(p.dk + offset, at + dk_stage, D * 4);
+      ptx::bulk_reduce_add_f32(p.dv + offset, at + dv_stage, D * 4);
+      ptx::bulk_commit();
+      ptx::bulk_wait_read();  // the rows are read: the block's shared memory may go to the next block
+    }
+  }
   if (recorder) record(p, kEnded, global_time_ns());
 #endif
 }
