@@ -27,6 +27,7 @@ import ctypes
 import datetime
 import math
 import os
+import statistics
 import platform
 import sys
 
@@ -137,6 +138,17 @@ def time_ms(fn, repeats, warmup=5):
     return times[len(times) // 2]
 
 
+def time_rounds(fns, repeats, rounds):
+    """Per function, the median over `rounds` of time_ms(fn, repeats), the functions taken in turn within each
+    round: the GPU's clocks drift over a run (one kernel, timed once, read 35 % slower than in the runs before and
+    after), and interleaving spreads the drift over ours and the baselines alike."""
+    seen = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            seen[name].append(time_ms(fn, repeats))
+    return {name: statistics.median(times) for name, times in seen.items()}
+
+
 def scaled_error(x, ref):
     """max|x - ref| / max(max|ref|, 1), the metric of docs/semantics.md §11."""
     ref = ref.float()
@@ -197,7 +209,6 @@ def dense_config(lib, h, d, n, causal, args, rows_out):
         rows_out.append((name, None, None, None, None, None, None, "FAILED: " + check))
         return
 
-    t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band), args.repeats)
     notes = []
     if args.variants:  # the measured alternatives the library keeps behind RINGLAB_FORWARD_VARIANT
         for variant in (("mma", "n64") if d == 128 else ("mma",)):
@@ -208,22 +219,31 @@ def dense_config(lib, h, d, n, causal, args, rows_out):
                 t = time_ms(lambda: lib.forward(q, k, v, out, lse, band), args.repeats)
             notes.append(f"fwd {variant}: {fwd_flops / (t * 1e-3) / 1e12:.0f} (err {err:.1e})")
         lib.forward(q, k, v, out, lse, band)  # the default's O and LSE again, for the backward
-    t_flash = time_ms(lambda: sdpa(q, k, v, causal, SDPBackend.FLASH_ATTENTION), args.repeats)
-    t_cudnn = time_ms(lambda: sdpa(q, k, v, causal, SDPBackend.CUDNN_ATTENTION), args.repeats)
-
     run_backward = lambda: lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band)
-    t_ours_b = time_ms(run_backward, args.repeats)
     if args.variants:  # the mma.sync backward (the wgmma one is the default on Hopper)
         with environment(RINGLAB_BACKWARD_VARIANT="mma"):
             t = time_ms(run_backward, args.repeats)
         notes.append(f"bwd mma: {2.5 * fwd_flops / (t * 1e-3) / 1e12:.0f}")
-    t_torch_b = {}
-    for label, backend in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+    backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+    graphs = {}
+    for label, backend in backends.items():
         with sdpa_kernel(backend):
-            o = F.scaled_dot_product_attention(qg.transpose(1, 2), kg.transpose(1, 2), vg.transpose(1, 2),
-                                               is_causal=causal)
-            t_torch_b[label] = time_ms(lambda: torch.autograd.grad(o, (qg, kg, vg), dout.transpose(1, 2),
-                                                                   retain_graph=True), args.repeats)
+            graphs[label] = F.scaled_dot_product_attention(qg.transpose(1, 2), kg.transpose(1, 2),
+                                                           vg.transpose(1, 2), is_causal=causal)
+
+    def torch_backward(label):
+        def run():
+            with sdpa_kernel(backends[label]):
+                torch.autograd.grad(graphs[label], (qg, kg, vg), dout.transpose(1, 2), retain_graph=True)
+        return run
+
+    t = time_rounds({"ours": lambda: lib.forward(q, k, v, out, lse, band),
+                     "flash": lambda: sdpa(q, k, v, causal, SDPBackend.FLASH_ATTENTION),
+                     "cudnn": lambda: sdpa(q, k, v, causal, SDPBackend.CUDNN_ATTENTION),
+                     "ours_b": run_backward, "flash_b": torch_backward("flash"), "cudnn_b": torch_backward("cudnn")},
+                    args.repeats, args.rounds)
+    t_ours, t_flash, t_cudnn, t_ours_b = t["ours"], t["flash"], t["cudnn"], t["ours_b"]
+    t_torch_b = {"flash": t["flash_b"], "cudnn": t["cudnn_b"]}
     tf = lambda ms, flops: flops / (ms * 1e-3) / 1e12
     rows_out.append((name, tf(t_ours, fwd_flops), tf(t_flash, fwd_flops), tf(t_cudnn, fwd_flops),
                      tf(t_ours_b, 2.5 * fwd_flops), tf(t_torch_b["flash"], 2.5 * fwd_flops),
@@ -306,7 +326,6 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
         rows_out.append((name, None, None, None, None, None, None, f"FAILED: diff {diff:.2e} / {diff_bwd:.2e}"))
         return
     flops = sum(4 * (n // r) * (w // r) * d * len(heads) for (w, r), heads in zip(patterns, groups))
-    t_ours = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), args.repeats)
     variant_note = ""
     if args.variants:
         with environment(RINGLAB_FORWARD_VARIANT="mma"):
@@ -316,9 +335,11 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
         with environment(RINGLAB_BACKWARD_VARIANT="mma"):
             t = time_ms(run_backward, args.repeats)
         variant_note += f"; bwd mma: {2.5 * flops / (t * 1e-3) / 1e12:.0f}"
-    t_base = time_ms(lambda: gather_sdpa(q, k, v), args.repeats)
-    t_ours_b = time_ms(run_backward, args.repeats)
-    t_base_b = time_ms(lambda: torch.autograd.grad(og, (qg, kg, vg), dout, retain_graph=True), args.repeats)
+    t = time_rounds({"ours": lambda: lib.forward(q, k, v, out, lse, band, dilation=table),
+                     "base": lambda: gather_sdpa(q, k, v), "ours_b": run_backward,
+                     "base_b": lambda: torch.autograd.grad(og, (qg, kg, vg), dout, retain_graph=True)},
+                    args.repeats, args.rounds)
+    t_ours, t_base, t_ours_b, t_base_b = t["ours"], t["base"], t["ours_b"], t["base_b"]
     tf = lambda ms, f=flops: f / (ms * 1e-3) / 1e12
     print(f"        times ms: fwd ours {t_ours:.3f} gather+SDPA {t_base:.3f} (speed-up {t_base / t_ours:.2f}x); "
           f"bwd ours {t_ours_b:.3f} gather+SDPA {t_base_b:.3f} (speed-up {t_base_b / t_ours_b:.2f}x)", flush=True)
@@ -348,7 +369,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lib", required=True, help="path to libringlab_gpu_capi.so")
     parser.add_argument("--results", default="bench/results", help="folder for gpu-<date>-<gpu>.md")
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per round (their median)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over ours and the baselines in turn (the median round is reported)")
     parser.add_argument("--check-rows", type=int, default=256)
     parser.add_argument("--quick", action="store_true", help="N = 4096 only, plus the dilated case")
     parser.add_argument("--variants", action="store_true", help="also time the alternatives behind RINGLAB_FORWARD_VARIANT (mma: the mma.sync kernel; n64: it with BlockN = 64 at D = 128)")
@@ -379,7 +402,8 @@ def main():
         f.write(f"- date: {date}\n- GPU: {gpu}\n- host: {platform.node()}\n")
         f.write(f"- torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, CUDA {torch.version.cuda}\n")
         f.write(f"- commit: {os.environ.get('RINGLAB_COMMIT', 'unknown')}\n")
-        f.write(f"- command: `{args.command}`\n- timing: CUDA events, {args.repeats} repeats after 5 warm-up, median; "
+        f.write(f"- command: `{args.command}`\n- timing: CUDA events; {args.rounds} rounds taking ours and the baselines in turn, each round "
+                f"the median of {args.repeats} calls after 5 warm-up; the median round; "
                 "B = 1, bf16, random N(0,1) inputs shared by all implementations\n\n")
         f.write("TFLOP/s: forward 4·N²·D·H (half for causal), backward 2.5× forward (ours includes δ, zeroing and "
                 "converting the fp32 gradients to bf16). Dilated rows: useful FLOPs Σ 4·(N/r)·(w/r)·D per head, "
