@@ -138,15 +138,20 @@ def time_ms(fn, repeats, warmup=5):
     return times[len(times) // 2]
 
 
-def time_rounds(fns, repeats, rounds):
-    """Per function, the median over `rounds` of time_ms(fn, repeats), the functions taken in turn within each
-    round: the GPU's clocks drift over a run (one kernel, timed once, read 35 % slower than in the runs before and
-    after), and interleaving spreads the drift over ours and the baselines alike."""
+def round_times(fns, repeats, rounds):
+    """Per function, its time_ms(fn, repeats) in each of `rounds` rounds that take the functions in turn: the GPU's
+    clocks drift over a run (one kernel, timed once, read 35 % slower than in the runs before and after), and
+    interleaving spreads the drift over every function alike."""
     seen = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             seen[name].append(time_ms(fn, repeats))
-    return {name: statistics.median(times) for name, times in seen.items()}
+    return seen
+
+
+def time_rounds(fns, repeats, rounds):
+    """Per function, the median of its round_times."""
+    return {name: statistics.median(times) for name, times in round_times(fns, repeats, rounds).items()}
 
 
 def scaled_error(x, ref):

@@ -18,7 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_attention import UNBOUNDED, Ringlab, dilation_table, environment, head_groups, time_ms  # noqa: E402
+from bench_attention import UNBOUNDED, Ringlab, dilation_table, environment, head_groups, round_times  # noqa: E402
 
 REPEATS = 10  # timed calls per variant and round (their median), after bench_attention.time_ms's warm-up
 CASES = [  # H, D, N, causal, dilation patterns
@@ -55,23 +55,24 @@ def main():
         if args.backward:
             flops *= 2.5
         row = f"H={h} D={d} N={n} {'causal' if causal else 'full'}{' dilated' if patterns else ''}"
-        variants = [(name, lib, value) for name, lib in libs for value in values]
         if args.backward:
             dout, delta = torch.randn_like(q), torch.randn_like(lse)
             dq, dk, dv = (torch.zeros(1, n, h, d, device="cuda") for _ in range(3))
-        rates = {variant[0] + " " + variant[2]: [] for variant in variants}
-        # Rounds over every variant in turn: the GPU's clocks drift over a run (the same kernel timed twice in a
-        # row differed by up to 5 %), and interleaving spreads the drift over all variants alike.
-        for _ in range(args.rounds):
-            for name, lib, value in variants:
+
+        def timed(lib, value):  # one variant's call, under its value of the switch
+            def call():
                 with environment(**{variable: value}):
                     if args.backward:
-                        lib.forward(q, k, v, out, lse, band, dilation=table)
-                        ms = time_ms(lambda: lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table),
-                                     REPEATS)
+                        lib.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, table)
                     else:
-                        ms = time_ms(lambda: lib.forward(q, k, v, out, lse, band, dilation=table), REPEATS)
-                rates[name + " " + value].append(flops / ms / 1e9)
+                        lib.forward(q, k, v, out, lse, band, dilation=table)
+            return call
+
+        if args.backward:
+            libs[0][1].forward(q, k, v, out, lse, band, dilation=table)  # the LSE the backward reads
+        times = round_times({f"{name} {value}": timed(lib, value) for name, lib in libs for value in values},
+                            REPEATS, args.rounds)
+        rates = {label: [flops / ms / 1e9 for ms in seen] for label, seen in times.items()}
         for label, values_seen in rates.items():
             row += f" | {label} {statistics.median(values_seen):.0f} ({min(values_seen):.0f}–{max(values_seen):.0f})"
         print(row, flush=True)

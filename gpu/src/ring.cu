@@ -322,16 +322,16 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
   const DType dtype = problem.dtype;
   begin(ranks, transport, start, options.continues);
-  // A local_only ring with one mask set is plain attention within each rank's chunk: one kernel writes O (in
-  // the dtype) and the LSE, with no fp32 accumulator to clear, merge into and convert (for dilated rings,
-  // whose steps are short, those passes cost as much as the kernel).
-  const bool direct = problem.schedule.local_only && problem.masks.size() == 1 && dtype != DType::f32;
-  // Other rings with one undilated mask (the dense ones) stage their merges (AccumulateStep): a rank's first
-  // computing step writes (O, LSE) over the accumulator and its last writes O in the dtype: no clearing
-  // beforehand, no merge into zeros at the first step, no conversion pass after (~4 % of a 2-GPU zigzag forward
-  // at 16K tokens per GPU). A rank with one computing step writes (O, LSE) directly, as `direct` does.
-  const bool staged = !direct && dtype != DType::f32 && problem.masks.size() == 1 &&
-                      problem.masks[0].dilation.empty() && problem.output_factor == 1.0f;
+  // With one mask set in bf16/fp16 a rank whose steps compute once (every rank of a local_only ring: plain
+  // attention within its chunk) writes O in the dtype and the LSE with one kernel, and a rank that never
+  // computes just clears them: no fp32 accumulator to clear, merge into and convert (for dilated rings, whose
+  // steps are short, those passes cost as much as the kernel). Rings with one undilated mask (the dense ones)
+  // stage the merges of ranks that compute more than once (AccumulateStep): the first computing step writes
+  // (O, LSE) over the accumulator and the last writes O in the dtype — no clearing beforehand, no merge into
+  // zeros, no conversion pass after (~4 % of a 2-GPU zigzag forward at 16K tokens per GPU). Dilated masks visit
+  // only their selected rows, so their multi-step rings clear, merge and convert.
+  const bool one_mask = problem.masks.size() == 1 && dtype != DType::f32;
+  const bool staged = one_mask && problem.masks[0].dilation.empty() && problem.output_factor == 1.0f;
   std::vector<int> first_step(ranks.size(), -1), last_step(ranks.size(), -1);  // the rank's computing steps
   for (std::size_t i = 0; i < ranks.size(); ++i)
     for (int s = 0; s < P; ++s)
@@ -339,15 +339,16 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         if (first_step[i] < 0) first_step[i] = s;
         last_step[i] = s;
       }
+  auto direct = [&](std::size_t i) { return one_mask && first_step[i] == last_step[i]; };  // (or never computes)
+  auto writes_out = [&](std::size_t i) { return direct(i) || staged; };  // O itself, never the fp32 accumulator
   // A pass without compute (the benchmark's transfers-only pass) times what moves: no clearing or conversion
   // either (its O and LSE are left as they were).
   const bool transfers_only = !options.compute;
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
   for (std::size_t i = 0; i < ranks.size() && !transfers_only; ++i) {  // (O, LSE) = (0, −∞): in fp32, or O itself
     RingRank* r = ranks[i];
-    const bool writes_out = direct || staged;  // O itself, for a rank without computing steps
-    if (writes_out && first_step[i] >= 0 && (staged || first_step[i] == 0)) continue;
-    if (writes_out) RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->out.data(), 0, r->out.bytes(), r->stream));
+    if (writes_out(i) && first_step[i] >= 0) continue;  // its first computing step writes them
+    if (writes_out(i)) RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->out.data(), 0, r->out.bytes(), r->stream));
     else RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));
     fill(r->lse.as<float>(), B * H * r->rows, -INFINITY, r->stream);
   }
@@ -369,7 +370,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
         const PositionSet& k_positions = problem.schedule.chunk_positions[step.kv_owner];
         for (const HeadMasks& mask : problem.masks) {  // dilation: each pattern's attention, ⊕-merged
           const DeviceTensor out{r.out.data(), dtype, B, r.rows, H, D};
-          if (direct || (staged && first_step[i] == last_step[i])) {
+          if (direct(i)) {
             block_attention_forward(q, r.positions, k, v, k_positions, mask, problem.scale, out, r.lse.as<float>(),
                                     r.stream);
             continue;
@@ -402,9 +403,10 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
     }
     arrived = next_arrived;
   }
-  for (RingRank* r : ranks) {  // O in the input dtype (times 1/k under group_mean; the LSE stays)
+  for (std::size_t i = 0; i < ranks.size(); ++i) {  // O in the input dtype (times 1/k under group_mean; the LSE stays)
+    RingRank* r = ranks[i];
     const DeviceTensor out{r->out.data(), dtype, B, r->rows, H, D};
-    if (!direct && !staged && !transfers_only)
+    if (!writes_out(i) && !transfers_only)
       convert(ConstDeviceTensor(r->acc_dq.data(), DType::f32, B, r->rows, H, D), out, r->stream);
     if (problem.output_factor != 1.0f && !transfers_only) scale_in_place(out, problem.output_factor, r->stream);
     r->step_done.push_back(r->events.record(r->stream));
