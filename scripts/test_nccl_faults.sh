@@ -2,10 +2,13 @@
 # The NCCL ring's fault handling (issue 6) on RANKS GPUs (default 2), one process each (scripts/launch_local.sh):
 #   kill:  rank 1 exits before forward step 1  → rank 0 aborts and exits 3 within 60 s, naming rank 1;
 #   stall: rank 1 sleeps before forward step 1 → the same, rank 1 reported as not responding.
-# Usage: [RANKS=4] scripts/test_nccl_faults.sh PATH/TO/ringlab-ring
+# Usage: [RANKS=4] scripts/test_nccl_faults.sh PATH/TO/ringlab-ring [RINGLAB-RING OPTIONS...]
+#   (for example --transport copy-engine: the same faults with copy-engine transfers)
 # Exit 0: both passed; 1: a check failed; 77: skipped (fewer than RANKS GPUs; ctest SKIP_RETURN_CODE).
 set -u
-ring_binary=${1:?usage: scripts/test_nccl_faults.sh PATH/TO/ringlab-ring}
+ring_binary=${1:?usage: scripts/test_nccl_faults.sh PATH/TO/ringlab-ring [RINGLAB-RING OPTIONS...]}
+shift
+extra_args=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
 ranks=${RANKS:-2}
 if ! [[ "$ranks" =~ ^[0-9]+$ ]] || ((ranks < 2)); then
@@ -23,9 +26,9 @@ run_case() {  # kind, expected word in rank 0's message
   log=$(mktemp)
   local start=$SECONDS
   GRACE_S=30 "$here/launch_local.sh" "$ranks" "$ring_binary" --inject "$kind@1:1" --timeout-s 10 \
-    --seq 4099 --heads 2 --kv-heads 1 --head-dim 128 --causal --layout zigzag >"$log" 2>&1
+    --seq 4099 --heads 2 --kv-heads 1 --head-dim 128 --causal --layout zigzag "${extra_args[@]}" >"$log" 2>&1
   local elapsed=$((SECONDS - start))
-  echo "---- $kind on $ranks ranks: ${elapsed} s ----"
+  echo "---- $kind on $ranks ranks ${extra_args[*]}: ${elapsed} s ----"
   cat "$log"
   local ok=1
   grep -q "rank 0=3" "$log" || { echo "FAIL ($kind): rank 0 did not exit with status 3 (ring fault)"; ok=0; }

@@ -116,3 +116,26 @@ TEST_CASE("PeerExchange: a neighbour that never comes is a timeout naming it and
   }
   CHECK(message.find("rank 1 did not post round 1 of copies within 0 s") != std::string::npos);
 }
+
+TEST_CASE("locate finds the buffer and offset of a pointer, and refuses spans that leave a buffer", "[peer_exchange]") {
+  using ringlab::gpu::detail::BufferSpan;
+  using ringlab::gpu::detail::locate;
+  // Three buffers with a gap, and an empty one (which holds nothing, even at its base).
+  const std::vector<BufferSpan> table = {{0x1000, 0x100}, {0x2000, 0}, {0x3000, 0x80}, {0x1100, 0x40}};
+  auto at = [](std::uintptr_t address) { return reinterpret_cast<const void*>(address); };
+  const auto first = locate(table, at(0x1000), 0x100);
+  REQUIRE(first.has_value());
+  CHECK(first->index == 0);
+  CHECK(first->offset == 0);
+  const auto inside = locate(table, at(0x3010), 0x70);
+  REQUIRE(inside.has_value());
+  CHECK(inside->index == 2);
+  CHECK(inside->offset == 0x10);
+  const auto adjacent = locate(table, at(0x1100), 0x40);  // the next buffer starts where the first ends
+  REQUIRE(adjacent.has_value());
+  CHECK(adjacent->index == 3);
+  CHECK_FALSE(locate(table, at(0x3010), 0x71).has_value());  // one byte past the end
+  CHECK_FALSE(locate(table, at(0x2000), 1).has_value());     // the empty buffer
+  CHECK_FALSE(locate(table, at(0x0fff), 1).has_value());     // before every buffer
+  CHECK_FALSE(locate(table, at(0x1140), 1).has_value());     // in the gap after the fourth
+}

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cuda_check.cuh"
+#include "ipc_transport.cuh"
 #include "peer_exchange.hpp"
 #include "ring_driver.cuh"
 #include "ringlab/gpu/device.hpp"
@@ -272,6 +273,7 @@ struct NcclCommunicator::State {
   bool aborted = false;
   std::atomic<bool> abort_requested{false};
   std::shared_ptr<PeerExchange> exchange;  // copy_engine_transfers: shared by the ranks of for_local_gpus
+  std::unique_ptr<detail::IpcLinks> links;  // copy_engine_transfers with one process per GPU (from_environment)
   ~State() {
     if (!comm) return;
     if (aborted) return;
@@ -296,6 +298,7 @@ void NcclCommunicator::request_abort() {
 
 void NcclCommunicator::abort() {
   if (state_ && state_->exchange) state_->exchange->abort();
+  if (state_ && state_->links) state_->links->release_waits();  // its copy stream may wait for a dead peer
   if (state_ && state_->comm && !state_->aborted) {
     state_->aborted = true;
     ncclCommAbort(state_->comm);
@@ -347,14 +350,40 @@ ncclUniqueId id_through_file(const std::string& path, int rank, double timeout_s
   }
 }
 
+// NCCL's all-gather of a few host bytes per rank (setting up the copy-engine transport's mappings), waited for
+// with a deadline.
+detail::AllGather nccl_all_gather(ncclComm_t comm, int rank, int size, double timeout_s) {
+  return [=](const void* mine, void* all, std::size_t bytes) {
+    DeviceBuffer send(bytes), receive(bytes * static_cast<std::size_t>(size));
+    send.upload(mine, bytes);
+    cudaStream_t stream = nullptr;
+    RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    const std::string who = "rank " + std::to_string(rank) + ": ncclAllGather (sharing buffer handles)";
+    try {
+      const ncclResult_t result = ncclAllGather(send.data(), receive.data(), bytes, ncclUint8, comm, stream);
+      if (result == ncclInProgress) settle(comm, timeout_s, who);
+      else RINGLAB_NCCL_CHECK(result);
+      const auto start = Clock::now();
+      for (cudaError_t done = cudaStreamQuery(stream); done != cudaSuccess; done = cudaStreamQuery(stream)) {
+        if (done != cudaErrorNotReady) RINGLAB_CUDA_CHECK(done);
+        settle(comm, timeout_s, who);  // (throws on an asynchronous NCCL error)
+        if (seconds_since(start) > timeout_s)
+          throw RingFault(who + ": not finished after " + std::to_string(static_cast<int>(timeout_s)) + " s");
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    } catch (...) {
+      cudaStreamDestroy(stream);
+      throw;
+    }
+    cudaStreamDestroy(stream);
+    receive.download(all, receive.bytes());
+  };
+}
+
 }  // namespace
 
 NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_in) {
   NcclOptions options = options_in;
-  if (options.copy_engine_transfers)
-    throw ConfigError("NcclOptions::copy_engine_transfers", "true",
-                      "false with one process per GPU: copy-engine transfers need one process driving all GPUs "
-                      "(for_local_gpus; ringlab-ring --threads)");
   const auto rank_set = launcher_int({"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"});
   const auto size_set = launcher_int({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"});
   if (!rank_set || !size_set)
@@ -403,6 +432,10 @@ NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_i
     settle(state->comm, options.init_timeout_s,
            "rank " + std::to_string(rank) + ": creating the communicator (did every rank of WORLD_SIZE = " +
                std::to_string(size) + " start?)");
+    // Copy engines: map the neighbours' flag words (ipc_transport.cuh); refused when the ranks span nodes.
+    if (options.copy_engine_transfers && size > 1)
+      state->links = std::make_unique<detail::IpcLinks>(
+          rank, size, nccl_all_gather(state->comm, rank, size, options.init_timeout_s));
   } catch (...) {
     ncclCommAbort(state->comm);
     state->aborted = true;
@@ -477,7 +510,7 @@ struct NcclRing::Impl {
   NcclCommunicator& comm;
   detail::RingProblem problem;
   std::unique_ptr<detail::RingRank> rank;
-  std::unique_ptr<Transport> transport;  // NcclTransport, or PeerCopyTransport (copy_engine_transfers)
+  std::unique_ptr<Transport> transport;  // NcclTransport; copy_engine_transfers: PeerCopyTransport or IPC
   ProgressBoard board;
   cudaEvent_t pass_start = nullptr, pass_end = nullptr;  // timing events
   int inject_step = -1;
@@ -497,6 +530,10 @@ struct NcclRing::Impl {
     if (comm.state_->exchange)
       transport = std::make_unique<PeerCopyTransport>(comm.state_->exchange, comm.rank(), comm.size(),
                                                       comm.options().stall_timeout_s);
+    else if (comm.state_->links)  // (a collective: every rank maps rank − 1's buffers)
+      transport = detail::make_ipc_copy_transport(
+          *comm.state_->links, *rank,
+          nccl_all_gather(comm.state_->comm, comm.rank(), comm.size(), comm.options().init_timeout_s));
     else
       transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(),
                                                   comm.options().stall_timeout_s, comm.options().high_priority_transfers);

@@ -1,5 +1,6 @@
-// The host side of the copy-engine ring transport (nccl_ring.cu, PeerCopyTransport): how the threads of one
-// process, one per GPU, tell each other each round where their send buffers are and which events order the copies.
+// The host side of the copy-engine ring transports: how the threads of one process, one per GPU, tell each other
+// each round where their send buffers are and which events order the copies (nccl_ring.cu, PeerCopyTransport), and
+// how a process per GPU finds rank − 1's send buffer among those it mapped (ipc_transport.cu, locate).
 // Plain C++ (no CUDA calls: the transport passes them in), so that the protocol itself is tested on any machine
 // with more ranks than GPUs (tests/test_peer_exchange.cpp).
 #pragma once
@@ -7,7 +8,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,6 +34,29 @@ class PeerWaitFault : public RingFault {
 // pulled event), and only then may it reuse or destroy the events. Rounds are numbered per rank over the
 // exchange's life (every ring its communicators run, in the same order on every rank), so that a new ring never
 // reads an earlier ring's slot.
+// Where a pointer lies among one rank's buffers: (index, offset). The process-per-GPU copy-engine transport
+// (ipc_transport.cu) maps rank − 1's buffers once and finds the one to pull from by asking where this rank's own
+// send pointer lies: every rank runs the same driver, so at a given round both send from the same buffer (the
+// same index in RingRank::buffers()) at the same offset.
+struct BufferSpan {
+  std::uintptr_t base = 0;
+  std::size_t bytes = 0;
+};
+struct BufferPlace {
+  std::size_t index = 0, offset = 0;
+};
+// The buffer of `table` holding [pointer, pointer + bytes); nullopt when none does (an empty buffer holds nothing).
+inline std::optional<BufferPlace> locate(std::span<const BufferSpan> table, const void* pointer, std::size_t bytes) {
+  const auto address = reinterpret_cast<std::uintptr_t>(pointer);
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    const BufferSpan& span = table[i];
+    if (span.bytes == 0 || address < span.base || address - span.base >= span.bytes) continue;
+    if (bytes > span.bytes - (address - span.base)) return std::nullopt;  // runs past the end
+    return BufferPlace{i, static_cast<std::size_t>(address - span.base)};
+  }
+  return std::nullopt;
+}
+
 class PeerExchange {
  public:
   explicit PeerExchange(int size) : slots_(static_cast<std::size_t>(size)), rounds_(static_cast<std::size_t>(size), 0) {}

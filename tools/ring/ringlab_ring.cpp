@@ -382,8 +382,9 @@ void print_bench_header(const Options& options, int P) {
              "CTA policy {}, transfer stream priority {}, simulator preset {}\n",
              P, options.dtype_name, options.grad_precision == "fp32" ? "fp32" : options.dtype_name,
              gpu::describe_device(0),
-             options.transport == "copy-engine" ? "copy engines (threads; the NCCL settings below are unused)"
-                                                : "NCCL send/recv",
+             options.transport != "copy-engine" ? "NCCL send/recv"
+             : options.threads ? "copy engines (threads; the NCCL settings below are unused)"
+                               : "copy engines (process per GPU, CUDA IPC; the NCCL settings below are unused)",
              options.nccl_max_ctas > 0 ? std::to_string(options.nccl_max_ctas) : "default",
              options.nccl_cta_policy + (options.nccl_register ? ", buffers registered" : ""),
              options.transfer_priority,
@@ -481,8 +482,8 @@ int main(int argc, char** argv) {
   app.add_option("--transfer-priority", options.transfer_priority, "the NCCL stream's priority: high | normal")
       ->check(CLI::IsMember({"high", "normal"}));
   app.add_option("--transport", options.transport,
-                 "how the ring's hops travel: nccl (send/recv kernels) | copy-engine (cudaMemcpyPeerAsync by the copy "
-                 "engines, no SMs; only with --threads)")
+                 "how the ring's hops travel: nccl (send/recv kernels) | copy-engine (the GPUs' copy engines, no SMs; "
+                 "every rank on one node)")
       ->check(CLI::IsMember({"nccl", "copy-engine"}));
   app.add_option("--device-preset", options.device_preset, "simulator preset for the predictions (default: from the GPU)");
   app.add_option("--grad-precision", options.grad_precision,
@@ -519,10 +520,6 @@ int main(int argc, char** argv) {
                                                               : gpu::NcclOptions::CtaPolicy::nccl_default;
     nccl.high_priority_transfers = options.transfer_priority == "high";
     nccl.copy_engine_transfers = options.transport == "copy-engine";
-    if (nccl.copy_engine_transfers && !options.threads)
-      throw ConfigError("--transport", options.transport,
-                        "nccl, or copy-engine together with --threads (the copy engines need one process driving "
-                        "all GPUs)");
     if (options.threads && !options.inject.empty())
       throw ConfigError("--inject", options.inject,
                         "one process per GPU (without --threads): a killed or stalled thread cannot be isolated");

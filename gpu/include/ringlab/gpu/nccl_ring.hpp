@@ -7,9 +7,9 @@
 //     torchrun / srun / mpirun convention; the GPU is LOCAL_RANK) and bootstraps through NCCL_COMM_ID
 //     ("host:port" of rank 0, read by NCCL itself) or, without it, RINGLAB_NCCL_ID_FILE (a path on a shared
 //     filesystem: rank 0 writes the unique id there, the others wait for it);
-//   - one process driving all local GPUs, a thread per GPU: NcclCommunicator::for_local_gpus(P); with
-//     NcclOptions::copy_engine_transfers the hops go by cudaMemcpyPeerAsync on the copy engines instead of
-//     NCCL's send/recv kernels (which take SMs from the attention kernels).
+//   - one process driving all local GPUs, a thread per GPU: NcclCommunicator::for_local_gpus(P).
+// With NcclOptions::copy_engine_transfers (either launch, all ranks on one node) the hops go by the GPUs' copy
+// engines instead of NCCL's send/recv kernels, which take SMs from the attention kernels.
 //
 // Faults. Nothing may hang: every wait polls (never cudaStreamSynchronize on NCCL work) for
 // ncclCommGetAsyncError and for progress — a pass whose next step has not finished for `stall_timeout`
@@ -55,10 +55,12 @@ struct NcclOptions {
   bool register_buffers = false;
   bool high_priority_transfers = true;  // the communication stream at the highest priority: NCCL's kernels get
                                         // SMs as soon as the attention kernel's blocks free them
-  // for_local_gpus only (one process, a thread per GPU): the ring's hops (K/V, dK/dV) by the GPUs' copy engines
-  // (cudaMemcpyPeerAsync, each rank pulling from rank − 1, the threads meeting once per round on the host)
-  // instead of NCCL's send/recv kernels, which take SMs from the attention kernels they overlap. NCCL 2.28 has
-  // no copy-engine send/recv. The communicators still exist (the watchdog polls them).
+  // The ring's hops (K/V, dK/dV) by the GPUs' copy engines, each rank pulling from rank − 1, instead of NCCL's
+  // send/recv kernels, which take SMs from the attention kernels they overlap (NCCL 2.28 has no copy-engine
+  // send/recv). A thread per GPU (for_local_gpus): cudaMemcpyPeerAsync, the threads meeting once per round on
+  // the host (peer_exchange.hpp). A process per GPU (from_environment): rank − 1's buffers mapped by CUDA IPC,
+  // the rounds ordered by flag words in GPU memory (ipc_transport.cuh); every rank must run on one node
+  // (ConfigError otherwise). The communicators still exist (set-up, and the watchdog polls them).
   bool copy_engine_transfers = false;
 };
 

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The NCCL ring with one process per GPU (scripts/launch_local.sh), checked against the single-GPU kernel
+# (`ringlab-ring --mode check`) with each transport: NCCL send/recv, and the copy engines over CUDA IPC.
+# Cases: zigzag causal GQA (H = 4, Hkv = 2), striped causal, contiguous non-causal, and LongNet dilation; N = 4099.
+# Usage: [RANKS=2] scripts/test_ring_processes.sh PATH/TO/ringlab-ring
+# Exit 0: every rank of every case ok; 1: a case failed; 77: skipped (fewer than RANKS GPUs; ctest SKIP_RETURN_CODE).
+set -u
+ring_binary=${1:?usage: scripts/test_ring_processes.sh PATH/TO/ringlab-ring}
+here=$(cd "$(dirname "$0")" && pwd)
+ranks=${RANKS:-2}
+if ! [[ "$ranks" =~ ^[0-9]+$ ]] || ((ranks < 2)); then
+  echo "RANKS='$ranks': a whole number of ranks, at least 2" >&2
+  exit 2
+fi
+gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU')
+if ((gpus < ranks)); then
+  echo "process-per-GPU ring check skipped: needs $ranks GPUs ($gpus here)"
+  exit 77
+fi
+cases=(
+  "--layout zigzag --causal --heads 4 --kv-heads 2"
+  "--layout striped --causal --heads 3 --kv-heads 3"
+  "--layout contiguous --no-causal --heads 4 --kv-heads 1"
+  "--layout contiguous --causal --heads 4 --kv-heads 4 --dilation 512:1,1024:2,2048:4"
+)
+failures=0
+for transport in nccl copy-engine; do
+  for case in "${cases[@]}"; do
+    log=$(mktemp)
+    # shellcheck disable=SC2086  # the case is a list of options
+    TIMEOUT_S=120 GRACE_S=20 "$here/launch_local.sh" "$ranks" "$ring_binary" --mode check --transport "$transport" \
+      --seq 4099 --head-dim 128 $case >"$log" 2>&1
+    status=$?
+    oks=$(grep -c "vs single-GPU kernel.* ok$" "$log")
+    echo "---- $transport, $case: exit $status, $oks of $ranks ranks ok ----"
+    grep "vs single-GPU kernel\|RING FAULT\|invalid\|error" "$log"
+    if ((status != 0 || oks != ranks)); then
+      echo "FAIL ($transport, $case)"
+      cat "$log"
+      failures=$((failures + 1))
+    fi
+    rm -f "$log"
+  done
+done
+exit $((failures > 0))
