@@ -540,6 +540,7 @@ struct NcclRing::Impl {
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
     try {
+      if (comm.state_->links) load_kernels();
       if (comm.options().register_buffers) register_buffers();
     } catch (...) {  // no destructor runs for a half-made Impl: undo what was registered, free the events
       deregister_buffers();
@@ -553,6 +554,20 @@ struct NcclRing::Impl {
     deregister_buffers();
     cudaEventDestroy(pass_start);
     cudaEventDestroy(pass_end);
+  }
+
+  // One forward and backward without transfers (their results are discarded; the buffers hold whatever they
+  // held), so that every kernel a pass launches is loaded now. Under CUDA's lazy module loading (the default) a
+  // kernel's first launch waits for the device, and with copy-engine transfers between processes a copy stream
+  // waiting for a peer that died never lets it: the host would hang inside that launch, where the watchdog
+  // cannot run (seen on 2 × H200: the backward's first rounding of dK/dV after rank 1 was killed).
+  void load_kernels() {
+    detail::PassOptions options;
+    options.transfer = false;
+    detail::RingRank* ranks[1] = {rank.get()};
+    detail::ring_forward(problem, ranks, *transport, {}, options);
+    detail::ring_backward(problem, ranks, *transport, {}, options);
+    RINGLAB_CUDA_CHECK(cudaStreamSynchronize(rank->stream));
   }
 
   // Before the buffers go (registrations die with an aborted communicator). Never throws: a destructor calls it.
