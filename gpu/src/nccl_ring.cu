@@ -540,7 +540,7 @@ struct NcclRing::Impl {
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
     try {
-      if (comm.state_->links) load_kernels();
+      load_kernels();
       if (comm.options().register_buffers) register_buffers();
     } catch (...) {  // no destructor runs for a half-made Impl: undo what was registered, free the events
       deregister_buffers();
@@ -558,9 +558,9 @@ struct NcclRing::Impl {
 
   // One forward and backward without transfers (their results are discarded; the buffers hold whatever they
   // held), so that every kernel a pass launches is loaded now. Under CUDA's lazy module loading (the default) a
-  // kernel's first launch waits for the device, and with copy-engine transfers between processes a copy stream
-  // waiting for a peer that died never lets it: the host would hang inside that launch, where the watchdog
-  // cannot run (seen on 2 × H200: the backward's first rounding of dK/dV after rank 1 was killed).
+  // kernel's first launch waits for the device, and an NCCL kernel or a copy stream waiting for a peer that died
+  // never lets it: the host would hang inside that launch, where the watchdog cannot run. Seen on 2 × H200 with
+  // both transports: the backward's first rounding of dK/dV (finish_gradient) after rank 1 was killed.
   void load_kernels() {
     detail::PassOptions options;
     options.transfer = false;
