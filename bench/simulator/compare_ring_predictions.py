@@ -16,10 +16,13 @@ import tempfile
 SOURCES = {
     "4x": "bench/results/gpu-ring-nccl-2026-11-22-4xH200-wgmma.md (dK/dV home in bf16; the forward before TMA)",
     "2x": "bench/results/gpu-ring-nccl-2026-11-22-2xH200-tma.md (mean of its two runs; the TMA forward)",
+    "ce": "bench/results/gpu-ring-ipc-2026-11-23-2xH200.md (copy engines, one process per GPU, mean of two runs; "
+          "the rows the preset is fitted to, bench/simulator/fit_preset.py)",
+    "nccl": "bench/results/gpu-ring-ipc-2026-11-23-2xH200.md (NCCL, one process per GPU, mean of two runs)",
 }
-# Sources whose forward ran the kernels before the K/V copies went by TMA (commit 66567d2, ~25 % faster): the
-# preset now describes the TMA forward, so their forward ratios are expected near 0.8 and are marked.
-BEFORE_TMA = {"4x"}
+# How much older each source's kernels are than the ones the preset describes (the staged-merge forward with TMA
+# copies, the backward with bulk reductions): their ratios are expected below 1 and are marked.
+OLDER_KERNELS = {"4x": "before TMA", "2x": "before staged merges"}
 PACKAGES = ("--preset", "dilated-attention-pytorch")
 PAPER = ("--offset-rule", "paper")
 LONGNET = "2048:1,4096:2,8192:4"
@@ -41,6 +44,16 @@ ROWS = [
     ("2x", 2, 8192, "zigzag", True, 8, 8, None, (), 0.67, 2.73),
     ("2x", 2, 8192, "contiguous", True, 8, 8, None, (), 0.88, 3.44),
     ("2x", 2, 8192, "striped", True, 8, 8, None, (), 0.73, 2.77),
+    ("ce", 2, 16384, "contiguous", False, 8, 8, None, (), 3.725, 15.545),
+    ("ce", 2, 16384, "zigzag", True, 8, 8, None, (), 1.935, 7.97),
+    ("ce", 2, 16384, "striped", True, 8, 8, None, (), 1.95, 8.00),
+    ("ce", 2, 16384, "contiguous", True, 8, 8, None, (), 2.875, 11.845),
+    ("ce", 2, 8192, "contiguous", False, 8, 8, None, (), 0.99, 4.13),
+    ("ce", 2, 8192, "zigzag", True, 8, 8, None, (), 0.60, 2.425),
+    ("nccl", 2, 16384, "contiguous", False, 8, 8, None, (), 3.95, 15.565),
+    ("nccl", 2, 16384, "zigzag", True, 8, 8, None, (), 2.07, 8.22),
+    ("nccl", 2, 16384, "striped", True, 8, 8, None, (), 2.035, 8.38),
+    ("nccl", 2, 8192, "zigzag", True, 8, 8, None, (), 0.655, 2.725),
     ("4x", 4, 16384, "contiguous", False, 16, 16, LONGNET, PACKAGES, 0.61, 1.91),
     ("4x", 4, 16384, "zigzag", True, 16, 16, LONGNET, PACKAGES, 0.51, 1.44),
     ("4x", 4, 16384, "contiguous", False, 16, 16, LONGNET, PAPER, 1.49, 4.39),
@@ -72,10 +85,10 @@ def main():
     for source, ring, tokens, layout, causal, heads, kv_heads, dilation, flags, fwd, bwd in ROWS:
         pf = predicted_ms(ringlab, ring, tokens, layout, causal, heads, kv_heads, dilation, flags, "forward")
         pb = predicted_ms(ringlab, ring, tokens, layout, causal, heads, kv_heads, dilation, flags, "backward")
-        mark = " (before TMA)" if source in BEFORE_TMA else ""
+        mark = f" ({OLDER_KERNELS[source]})" if source in OLDER_KERNELS else ""
         what = f"{dilation} {' '.join(flags).replace('--', '')}" if dilation else "-"
         print(f"| {source} | {ring} | {tokens} | {layout}, {'causal' if causal else 'full'} | {heads}/{kv_heads} | "
-              f"{what} | {fwd:.2f} / {bwd:.2f} | {pf:.2f} / {pb:.2f} | {pf / fwd:.2f}{mark} / {pb / bwd:.2f} |")
+              f"{what} | {fwd:.2f} / {bwd:.2f} | {pf:.2f} / {pb:.2f} | {pf / fwd:.2f} / {pb / bwd:.2f}{mark} |")
     for key, source in SOURCES.items():
         print(f"\n{key}: {source}", end="")
     print()
