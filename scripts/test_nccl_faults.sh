@@ -26,9 +26,9 @@ run_case() {  # kind, expected word in rank 0's message
   log=$(mktemp)
   local start=$SECONDS
   GRACE_S=30 "$here/launch_local.sh" "$ranks" "$ring_binary" --inject "$kind@1:1" --timeout-s 10 \
-    --seq 4099 --heads 2 --kv-heads 1 --head-dim 128 --causal --layout zigzag "${extra_args[@]}" >"$log" 2>&1
+    --seq 4099 --heads 2 --kv-heads 1 --head-dim 128 --causal --layout zigzag ${extra_args[@]+"${extra_args[@]}"} >"$log" 2>&1
   local elapsed=$((SECONDS - start))
-  echo "---- $kind on $ranks ranks ${extra_args[*]}: ${elapsed} s ----"
+  echo "---- $kind on $ranks ranks ${extra_args[*]-}: ${elapsed} s ----"
   cat "$log"
   local ok=1
   grep -q "rank 0=3" "$log" || { echo "FAIL ($kind): rank 0 did not exit with status 3 (ring fault)"; ok=0; }

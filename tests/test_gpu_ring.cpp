@@ -192,6 +192,7 @@ std::string label(const AttentionConfig& c) {
   if (c.window_left >= 0 || c.window_right >= 0) text << " window(" << c.window_left << "," << c.window_right << ")";
   if (c.dilated()) text << " dilation " << format_dilation(c.dilation);
   if (c.combine == Combine::group_mean) text << " group_mean";
+  if (c.q_replicated) text << " q_replicated";
   return text.str();
 }
 
@@ -226,16 +227,15 @@ TEST_CASE("the ring problems include local_only rings (segments inside the chunk
 }
 
 TEST_CASE("gpu::VirtualRing rejects what it does not support, before touching the GPU", "[gpu][ring]") {
-  auto config = shape(1, 64, 2, 2, 64);
+  auto config = shape(1, 64, 2, 2, 32);  // the tensor-core kernels take D = 64 or 128
   config.ring = 2;
-  config.q_replicated = true;
   std::string message;
   try {
     gpu::VirtualRing ring(config, DType::bf16);
   } catch (const ConfigError& error) {
     message = error.what();
   }
-  CHECK(message.find("q_replicated") != std::string::npos);
+  CHECK(message.find("head_dim = 32") != std::string::npos);
 }
 
 TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout, causal and not, GQA",
@@ -268,6 +268,31 @@ TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout
         compare("P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(problem.config),
                 problem.dtype, got, expected);
       }
+  }
+}
+
+TEST_CASE("gpu::VirtualRing with q_replicated (every rank holds all queries) equals the fp64 reference",
+          "[gpu][ring]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  // The seed documents' variant (docs/semantics.md §7.5): K/V rotate, dK/dV stay home. GQA causal (staged merges),
+  // MQA non-causal at an awkward N, and LongNet (dilated multi-step merges). Device 0's O, LSE and dQ are gathered.
+  auto gqa = shape(1, 1024, 4, 2, 64);
+  gqa.causal = true;
+  auto mqa = shape(1, 1025, 3, 1, 128);
+  auto longnet = shape(1, 2048, 4, 2, 64);
+  longnet.causal = true;
+  longnet.dilation = parse_dilation("256:1,512:2");
+  std::uint64_t seed = 680;
+  for (AttentionConfig config : {gqa, mqa, longnet}) {
+    config.q_replicated = true;
+    const DType dtype = DType::bf16;
+    auto raw = testing::random_inputs(config, ++seed);
+    const Inputs in{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
+    const Expected expected = expected_for(config, in, dtype);
+    for (int ring_size : {2, 3, 4})
+      for (Layout layout : {Layout::contiguous, Layout::zigzag, Layout::striped})
+        compare("P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(config), dtype,
+                run_ring(config, ring_size, layout, in, dtype), expected);
   }
 }
 
@@ -335,9 +360,11 @@ TEST_CASE("gpu::run_nccl_ring (a thread per GPU) equals the fp64 reference", "[g
   if (gpu::device_count() < 2)
     RINGLAB_SKIP("NCCL ring test skipped: needs 2 GPUs (" + std::to_string(gpu::device_count()) + " here)");
   std::cout << "NCCL ring on " << gpu::device_count() << " GPUs: " << gpu::describe_device(0) << "\n";
-  // The first three (GQA causal and full, MQA at N = 4099), dilation (lse) and dilation (group_mean).
+  // The first three (GQA causal and full, MQA at N = 4099), dilation (lse), dilation (group_mean), and the first
+  // again with q_replicated.
   const auto all = ring_problems();
-  const std::vector<std::pair<AttentionConfig, DType>> specs{all[0], all[1], all[2], all[5], all[7]};
+  std::vector<std::pair<AttentionConfig, DType>> specs{all[0], all[1], all[2], all[5], all[7], all[0]};
+  specs.back().first.q_replicated = true;  // the seed documents' variant: every rank holds all queries
   std::vector<int> rings{2};
   if (gpu::device_count() >= 4) rings.push_back(4);
   if (gpu::device_count() >= 8) rings.push_back(8);

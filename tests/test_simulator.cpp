@@ -61,7 +61,8 @@ std::map<std::string, std::int64_t> expected_ring_peaks(const SimulationOptions&
     peaks["lse"] = B * H * n * f;
     peaks["scratch"] = B * H * n * f;
     peaks["grad"] = B * n * H * D * e + B * n * H * D * f +
-                    (c.q_replicated ? 2 * B * own * Hkv * D * f : (P > 1 ? 3 : 2) * 2 * B * m * Hkv * D * f);
+                    (c.q_replicated ? 2 * B * own * Hkv * D * f + (P > 1 ? 2 * B * m * Hkv * D * f : 0)
+                                    : (P > 1 ? 3 : 2) * 2 * B * m * Hkv * D * f);
   }
   std::int64_t total = 0;
   for (const auto& [name, bytes] : peaks) total += bytes;

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "cuda_check.cuh"
 #include "peer_exchange.hpp"
@@ -67,7 +69,26 @@ struct SharedBuffer {
 
 }  // namespace
 
-IpcLinks::IpcLinks(int rank, int size, const AllGather& all_gather) : rank_(rank), size_(size), flags_(kFlagBytes) {
+IpcMapping::IpcMapping(const cudaIpcMemHandle_t& handle) {
+  RINGLAB_CUDA_CHECK(cudaIpcOpenMemHandle(&pointer_, handle, cudaIpcMemLazyEnablePeerAccess));
+}
+
+IpcMapping& IpcMapping::operator=(IpcMapping&& other) noexcept {
+  if (this != &other) {
+    reset();
+    pointer_ = other.pointer_;
+    other.pointer_ = nullptr;
+  }
+  return *this;
+}
+
+void IpcMapping::reset() noexcept {
+  if (pointer_) cudaIpcCloseMemHandle(pointer_);
+  pointer_ = nullptr;
+}
+
+IpcLinks::IpcLinks(int rank, int size, AllGather all_gather)
+    : rank_(rank), size_(size), all_gather_(std::move(all_gather)), flags_(kFlagBytes) {
   const StreamMemoryOps& ops = stream_memory_ops();
   if (!ops.write || !ops.wait)
     throw ConfigError("NcclOptions::copy_engine_transfers", "true",
@@ -78,29 +99,39 @@ IpcLinks::IpcLinks(int rank, int size, const AllGather& all_gather) : rank_(rank
   gethostname(mine.host.data(), mine.host.size() - 1);
   RINGLAB_CUDA_CHECK(cudaIpcGetMemHandle(&mine.flags, flags_.data()));
   std::vector<Identity> all(static_cast<std::size_t>(size));
-  all_gather(&mine, all.data(), sizeof(Identity));
+  all_gather_(&mine, all.data(), sizeof(Identity));
   for (int r = 0; r < size; ++r)  // every rank sees the same table, so every rank throws together
     if (std::strncmp(all[r].host.data(), all[0].host.data(), all[0].host.size()) != 0)
       throw ConfigError("NcclOptions::copy_engine_transfers", "true",
                         "false when the ranks span several nodes (rank " + std::to_string(r) + " runs on " +
                             all[r].host.data() + ", rank 0 on " + all[0].host.data() +
                             "): copy engines reach the GPUs of one node only; use NCCL's transfers");
-  mapped_.assign(static_cast<std::size_t>(size), nullptr);
-  for (const int neighbour : {(rank + size - 1) % size, (rank + 1) % size}) {
-    if (neighbour == rank || mapped_[neighbour]) continue;  // (P = 2: one neighbour on both sides)
-    RINGLAB_CUDA_CHECK(cudaIpcOpenMemHandle(&mapped_[neighbour], all[neighbour].flags, cudaIpcMemLazyEnablePeerAccess));
-  }
+  mapped_.resize(static_cast<std::size_t>(size));
+  for (const int neighbour : {(rank + size - 1) % size, (rank + 1) % size})
+    if (neighbour != rank && !mapped_[neighbour].get())  // (P = 2: one neighbour on both sides)
+      mapped_[neighbour] = IpcMapping(all[neighbour].flags);
   RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&release_stream_, cudaStreamNonBlocking));
 }
 
 IpcLinks::~IpcLinks() {
-  for (void* pointer : mapped_)
-    if (pointer) cudaIpcCloseMemHandle(pointer);
+  mapped_.clear();
+  if (!aborted_) {
+    try {
+      barrier();  // the neighbours closed their mappings of flags_ too
+    } catch (...) {  // (a destructor: the communicator is failing anyway)
+    }
+  }
   if (release_stream_) cudaStreamDestroy(release_stream_);
 }
 
+void IpcLinks::barrier() const {
+  const char mine = 1;
+  std::vector<char> all(static_cast<std::size_t>(size_));
+  all_gather_(&mine, all.data(), 1);
+}
+
 std::uint32_t* IpcLinks::word(int owner, Flag flag) const {
-  void* base = owner == rank_ ? flags_.data() : mapped_.at(static_cast<std::size_t>(owner));
+  void* base = owner == rank_ ? flags_.data() : mapped_.at(static_cast<std::size_t>(owner)).get();
   if (!base) throw Error("internal error: IpcLinks: rank " + std::to_string(owner) + " is not a neighbour of " + std::to_string(rank_));
   return static_cast<std::uint32_t*>(base) + (flag == Flag::posted ? 0 : kFlagStride);
 }
@@ -117,7 +148,10 @@ void IpcLinks::wait(cudaStream_t stream, Flag flag, std::uint32_t round) const {
 }
 
 void IpcLinks::release_waits() noexcept {
+  aborted_ = true;
   // GEQ compares cyclically ((int32)(flag − round) ≥ 0): half the range ahead passes every round enqueued so far.
+  // A stalled neighbour that wakes up may still write a smaller round over it: the transport's destructor
+  // releases again while it waits for its stream.
   const std::uint32_t ahead = round_ + (1u << 30);
   for (const Flag flag : {Flag::posted, Flag::pulled})
     (void)stream_memory_ops().write(release_stream_, reinterpret_cast<CUdeviceptr>(word(rank_, flag)), ahead, 0);
@@ -127,7 +161,7 @@ namespace {
 
 class IpcCopyTransport final : public Transport {
  public:
-  IpcCopyTransport(IpcLinks& links, const RingRank& rank, const AllGather& all_gather) : links_(links) {
+  IpcCopyTransport(IpcLinks& links, const RingRank& rank, bool high_priority) : links_(links) {
     const int size = links.size(), previous = (links.rank() + size - 1) % size;
     // Every buffer of the rank, in RingRank::buffers() order (the same on every rank), shared by handle.
     std::vector<SharedBuffer> mine;
@@ -141,25 +175,39 @@ class IpcCopyTransport final : public Transport {
       mine.push_back(shared);
     }
     std::vector<SharedBuffer> all(mine.size() * static_cast<std::size_t>(size));
-    all_gather(mine.data(), all.data(), mine.size() * sizeof(SharedBuffer));
+    links.all_gather(mine.data(), all.data(), mine.size() * sizeof(SharedBuffer));
     for (std::size_t i = 0; i < mine.size(); ++i) {
       const SharedBuffer& theirs = all[static_cast<std::size_t>(previous) * mine.size() + i];
-      void* pointer = nullptr;
-      if (theirs.bytes > 0 && previous != links.rank())
-        RINGLAB_CUDA_CHECK(cudaIpcOpenMemHandle(&pointer, theirs.handle, cudaIpcMemLazyEnablePeerAccess));
-      previous_.push_back({reinterpret_cast<std::uintptr_t>(pointer), pointer ? theirs.bytes : 0});
+      IpcMapping mapping;
+      if (theirs.bytes > 0 && previous != links.rank()) mapping = IpcMapping(theirs.handle);
+      previous_.push_back({reinterpret_cast<std::uintptr_t>(mapping.get()), mapping.get() ? theirs.bytes : 0});
+      mappings_.push_back(std::move(mapping));
     }
     int least = 0, greatest = 0;
     RINGLAB_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    RINGLAB_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
+    RINGLAB_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, high_priority ? greatest : least));
   }
   ~IpcCopyTransport() override {
     if (stream_) {
-      cudaStreamSynchronize(stream_);  // (after a fault, IpcLinks::release_waits let it drain)
+      // After a fault the copy stream drains once IpcLinks::release_waits let its waits pass; a stalled neighbour
+      // that wakes may write a smaller round over the release, so release again while waiting (with a deadline:
+      // a destructor must not hang).
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (cudaStreamQuery(stream_) == cudaErrorNotReady && std::chrono::steady_clock::now() < deadline) {
+        if (links_.aborted()) links_.release_waits();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      (void)cudaGetLastError();
       cudaStreamDestroy(stream_);
     }
-    for (const BufferSpan& span : previous_)
-      if (span.base) cudaIpcCloseMemHandle(reinterpret_cast<void*>(span.base));
+    mappings_.clear();
+    // rank + 1 must have closed its mappings of this rank's buffers before RingRank frees them.
+    if (!links_.aborted()) {
+      try {
+        links_.barrier();
+      } catch (...) {  // (a destructor; the communicator is failing anyway)
+      }
+    }
   }
   int size() const override { return links_.size(); }
   void begin_pass() override { events_.reset(); }
@@ -191,8 +239,7 @@ class IpcCopyTransport final : public Transport {
     links_.wait(stream_, IpcLinks::Flag::posted, round);
     for (std::size_t h = 0; h < hops.size(); ++h)
       if (hops[h].recv_bytes > 0)
-        RINGLAB_CUDA_CHECK(
-            cudaMemcpyAsync(hops[h].recv, sources[h], hops[h].recv_bytes, cudaMemcpyDeviceToDevice, stream_));
+        RINGLAB_CUDA_CHECK(cudaMemcpyAsync(hops[h].recv, sources[h], hops[h].recv_bytes, cudaMemcpyDefault, stream_));
     links_.write(stream_, previous, IpcLinks::Flag::pulled, round);
     links_.wait(stream_, IpcLinks::Flag::pulled, round);
     last_ = events_.record(stream_);
@@ -203,6 +250,7 @@ class IpcCopyTransport final : public Transport {
  private:
   IpcLinks& links_;
   std::vector<BufferSpan> own_, previous_;  // [buffer]: this rank's, and rank − 1's as mapped here
+  std::vector<IpcMapping> mappings_;        // [buffer]: rank − 1's (empty where it has none)
   cudaStream_t stream_ = nullptr;
   EventPool events_;
   Event last_ = nullptr;
@@ -210,8 +258,8 @@ class IpcCopyTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_ipc_copy_transport(IpcLinks& links, const RingRank& rank, const AllGather& all_gather) {
-  return std::make_unique<IpcCopyTransport>(links, rank, all_gather);
+std::unique_ptr<Transport> make_ipc_copy_transport(IpcLinks& links, const RingRank& rank, bool high_priority) {
+  return std::make_unique<IpcCopyTransport>(links, rank, high_priority);
 }
 
 }  // namespace ringlab::gpu::detail

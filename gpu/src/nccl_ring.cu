@@ -277,7 +277,17 @@ struct NcclCommunicator::State {
   ~State() {
     if (!comm) return;
     if (aborted) return;
+    links.reset();  // its last barrier needs the communicator
     ncclCommDestroy(comm);
+  }
+  // Aborts the communicator (idempotent): every wait of a copy-engine transport passes, NCCL's pending work ends.
+  void abort() {
+    if (exchange) exchange->abort();
+    if (links) links->release_waits();  // its copy stream may wait for a dead peer
+    if (comm && !aborted) {
+      aborted = true;
+      ncclCommAbort(comm);
+    }
   }
 };
 
@@ -297,12 +307,7 @@ void NcclCommunicator::request_abort() {
 }
 
 void NcclCommunicator::abort() {
-  if (state_ && state_->exchange) state_->exchange->abort();
-  if (state_ && state_->links) state_->links->release_waits();  // its copy stream may wait for a dead peer
-  if (state_ && state_->comm && !state_->aborted) {
-    state_->aborted = true;
-    ncclCommAbort(state_->comm);
-  }
+  if (state_) state_->abort();
 }
 
 namespace {
@@ -350,10 +355,13 @@ ncclUniqueId id_through_file(const std::string& path, int rank, double timeout_s
   }
 }
 
-// NCCL's all-gather of a few host bytes per rank (setting up the copy-engine transport's mappings), waited for
-// with a deadline.
-detail::AllGather nccl_all_gather(ncclComm_t comm, int rank, int size, double timeout_s) {
+// NCCL's all-gather of a few host bytes per rank (the copy-engine transport's mappings and barriers), waited
+// for with a deadline. On a failure the communicator is aborted before the staging buffers are freed: freeing
+// device memory waits for the device, and NCCL's kernel would wait for the missing rank forever.
+detail::AllGather nccl_all_gather(NcclCommunicator::State* state, double timeout_s) {
   return [=](const void* mine, void* all, std::size_t bytes) {
+    const ncclComm_t comm = state->comm;
+    const int rank = state->rank, size = state->size;
     DeviceBuffer send(bytes), receive(bytes * static_cast<std::size_t>(size));
     send.upload(mine, bytes);
     cudaStream_t stream = nullptr;
@@ -372,6 +380,7 @@ detail::AllGather nccl_all_gather(ncclComm_t comm, int rank, int size, double ti
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
     } catch (...) {
+      state->abort();
       cudaStreamDestroy(stream);
       throw;
     }
@@ -434,11 +443,9 @@ NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_i
                std::to_string(size) + " start?)");
     // Copy engines: map the neighbours' flag words (ipc_transport.cuh); refused when the ranks span nodes.
     if (options.copy_engine_transfers && size > 1)
-      state->links = std::make_unique<detail::IpcLinks>(
-          rank, size, nccl_all_gather(state->comm, rank, size, options.init_timeout_s));
+      state->links = std::make_unique<detail::IpcLinks>(rank, size, nccl_all_gather(state.get(), options.init_timeout_s));
   } catch (...) {
-    ncclCommAbort(state->comm);
-    state->aborted = true;
+    state->abort();
     throw;
   }
   return NcclCommunicator(std::move(state));
@@ -527,16 +534,12 @@ struct NcclRing::Impl {
       throw RingFault("rank " + std::to_string(comm.rank()) + ": the communicator was aborted by an earlier fault");
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
     rank = std::make_unique<detail::RingRank>(problem, comm.rank());
-    if (comm.state_->exchange)
-      transport = std::make_unique<PeerCopyTransport>(comm.state_->exchange, comm.rank(), comm.size(),
-                                                      comm.options().stall_timeout_s);
-    else if (comm.state_->links)  // (a collective: every rank maps rank − 1's buffers)
-      transport = detail::make_ipc_copy_transport(
-          *comm.state_->links, *rank,
-          nccl_all_gather(comm.state_->comm, comm.rank(), comm.size(), comm.options().init_timeout_s));
-    else
-      transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(),
-                                                  comm.options().stall_timeout_s, comm.options().high_priority_transfers);
+    try {
+      make_transport();
+    } catch (...) {  // the other ranks must not wait for this one (they see the aborted communicator)
+      comm.abort();
+      throw;
+    }
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_start));
     RINGLAB_CUDA_CHECK(cudaEventCreate(&pass_end));
     try {
@@ -556,12 +559,26 @@ struct NcclRing::Impl {
     cudaEventDestroy(pass_end);
   }
 
+  // NCCL's send/recv, or the copy engines: the threads' PeerCopyTransport, or between processes the IPC
+  // transport (a collective: every rank maps rank − 1's buffers).
+  void make_transport() {
+    if (comm.state_->exchange)
+      transport = std::make_unique<PeerCopyTransport>(comm.state_->exchange, comm.rank(), comm.size(),
+                                                      comm.options().stall_timeout_s);
+    else if (comm.state_->links)
+      transport = detail::make_ipc_copy_transport(*comm.state_->links, *rank, comm.options().high_priority_transfers);
+    else
+      transport = std::make_unique<NcclTransport>(comm.state_->comm, comm.rank(), comm.size(),
+                                                  comm.options().stall_timeout_s, comm.options().high_priority_transfers);
+  }
+
   // One forward and backward without transfers (their results are discarded; the buffers hold whatever they
   // held), so that every kernel a pass launches is loaded now. Under CUDA's lazy module loading (the default) a
   // kernel's first launch waits for the device, and an NCCL kernel or a copy stream waiting for a peer that died
   // never lets it: the host would hang inside that launch, where the watchdog cannot run. Seen on 2 × H200 with
   // both transports: the backward's first rounding of dK/dV (finish_gradient) after rank 1 was killed.
   void load_kernels() {
+    rank->poison(rank->stream);  // defined values (NaN) for the kernels to read
     detail::PassOptions options;
     options.transfer = false;
     detail::RingRank* ranks[1] = {rank.get()};
@@ -688,6 +705,17 @@ struct NcclRing::Impl {
       // The driver orders every transfer of the pass (the last dK/dV hop too) into the rank's stream.
       RINGLAB_CUDA_CHECK(cudaEventRecord(pass_end, rank->stream));
       wait_until(pass_end, pass);
+      // Copy engines between processes: a rank whose neighbour failed may have been released to run its copies
+      // on stale data (IpcLinks::release_waits) and fed this rank rounds of it. Agree that every rank finished
+      // the pass before calling it a success.
+      if (comm.state_->links) {
+        try {
+          comm.state_->links->barrier();
+        } catch (const std::exception& error) {
+          fail(pass, static_cast<int>(finished), std::string("not every rank finished the pass (") + error.what() + ")",
+               true);
+        }
+      }
     } catch (const PeerWaitFault& fault) {  // a neighbour's fault, seen by the copy-engine transport
       if (failed) throw;
       fail(pass, static_cast<int>(finished), fault.what(), true);
@@ -709,6 +737,7 @@ NcclRing::NcclRing(const AttentionConfig& config, DType dtype, NcclCommunicator&
 NcclRing::~NcclRing() = default;
 int NcclRing::rank() const { return impl_->comm.rank(); }
 const PositionSet& NcclRing::positions() const { return impl_->rank->positions; }
+const PositionSet& NcclRing::key_positions() const { return impl_->rank->kv_positions; }
 Stream NcclRing::stream() const { return impl_->rank->stream; }
 std::size_t NcclRing::bytes_per_device() const { return impl_->rank->bytes(); }
 void NcclRing::poison() {
@@ -743,8 +772,8 @@ void NcclRing::load_shard(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceT
   const auto& c = impl_->problem.config;
   auto& r = *impl_->rank;
   require_shard(q, impl_->problem.dtype, c, r.rows, c.heads, "q");
-  require_shard(k, impl_->problem.dtype, c, r.rows, c.kv_heads, "k");
-  require_shard(v, impl_->problem.dtype, c, r.rows, c.kv_heads, "v");
+  require_shard(k, impl_->problem.dtype, c, r.kv_rows, c.kv_heads, "k");
+  require_shard(v, impl_->problem.dtype, c, r.kv_rows, c.kv_heads, "v");
   RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.q.data(), q.data, r.q.bytes(), cudaMemcpyDeviceToDevice, r.stream));
   RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.k_home.data(), k.data, r.k_home.bytes(), cudaMemcpyDeviceToDevice, r.stream));
   RINGLAB_CUDA_CHECK(cudaMemcpyAsync(r.v_home.data(), v.data, r.v_home.bytes(), cudaMemcpyDeviceToDevice, r.stream));
@@ -832,15 +861,21 @@ NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, con
         dq.download(dq_host.data(), dq_host.size() * 4);
         dk.download(dk_host.data(), dk_host.size() * 4);
         dv.download(dv_host.data(), dv_host.size() * 4);
-        const auto rows = rank.positions().expand();
-        for (i64 b = 0; b < B; ++b)  // disjoint rows per rank: no lock needed
-          for (const i64 t : rows) {
+        // Disjoint rows per rank: no lock needed. Under q_replicated every rank has every query row; rank 0's
+        // copy is the answer (as in the reference), and the key rows are still the rank's own chunk.
+        const bool query_rows = !config.q_replicated || r == 0;
+        for (i64 b = 0; b < B && query_rows; ++b)
+          for (const i64 t : rank.positions().expand()) {
             const i64 row = b * N + t;
             std::copy_n(out_host.begin() + row * H * D * es, H * D * es, result.out.begin() + row * H * D * es);
             std::copy_n(dq_host.begin() + row * H * D, H * D, result.dq.begin() + row * H * D);
+            for (i64 h = 0; h < H; ++h) result.lse[(b * H + h) * N + t] = lse_host[(b * H + h) * N + t];
+          }
+        for (i64 b = 0; b < B; ++b)
+          for (const i64 t : rank.key_positions().expand()) {
+            const i64 row = b * N + t;
             std::copy_n(dk_host.begin() + row * Hkv * D, Hkv * D, result.dk.begin() + row * Hkv * D);
             std::copy_n(dv_host.begin() + row * Hkv * D, Hkv * D, result.dv.begin() + row * Hkv * D);
-            for (i64 h = 0; h < H; ++h) result.lse[(b * H + h) * N + t] = lse_host[(b * H + h) * N + t];
           }
       } catch (const std::exception& error) {
         errors[r] = error.what();
@@ -887,6 +922,7 @@ NcclRing::NcclRing(const AttentionConfig&, DType, NcclCommunicator&, GradientPre
 NcclRing::~NcclRing() = default;
 int NcclRing::rank() const { no_nccl(); }
 const PositionSet& NcclRing::positions() const { no_nccl(); }
+const PositionSet& NcclRing::key_positions() const { no_nccl(); }
 Stream NcclRing::stream() const { no_nccl(); }
 void NcclRing::load_whole(ConstDeviceTensor, ConstDeviceTensor, ConstDeviceTensor) { no_nccl(); }
 void NcclRing::load_output_gradient_whole(ConstDeviceTensor) { no_nccl(); }

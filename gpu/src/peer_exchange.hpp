@@ -27,13 +27,6 @@ class PeerWaitFault : public RingFault {
   using RingFault::RingFault;
 };
 
-// What the ranks of a copy-engine ring tell each other each round: the buffers a rank sends and the event after
-// which rank + 1 may read them (posted), the event after which its own pull from rank − 1 has landed (pulled), and
-// that it has made its stream wait for rank + 1's pulled event (waited). One slot per rank suffices: a rank leaves
-// round n only after rank + 1 has pulled round n (so it read the slot) and rank − 1 has waited (so it used the
-// pulled event), and only then may it reuse or destroy the events. Rounds are numbered per rank over the
-// exchange's life (every ring its communicators run, in the same order on every rank), so that a new ring never
-// reads an earlier ring's slot.
 // Where a pointer lies among one rank's buffers: (index, offset). The process-per-GPU copy-engine transport
 // (ipc_transport.cu) maps rank − 1's buffers once and finds the one to pull from by asking where this rank's own
 // send pointer lies: every rank runs the same driver, so at a given round both send from the same buffer (the
@@ -57,6 +50,13 @@ inline std::optional<BufferPlace> locate(std::span<const BufferSpan> table, cons
   return std::nullopt;
 }
 
+// What the ranks of a copy-engine ring tell each other each round: the buffers a rank sends and the event after
+// which rank + 1 may read them (posted), the event after which its own pull from rank − 1 has landed (pulled), and
+// that it has made its stream wait for rank + 1's pulled event (waited). One slot per rank suffices: a rank leaves
+// round n only after rank + 1 has pulled round n (so it read the slot) and rank − 1 has waited (so it used the
+// pulled event), and only then may it reuse or destroy the events. Rounds are numbered per rank over the
+// exchange's life (every ring its communicators run, in the same order on every rank), so that a new ring never
+// reads an earlier ring's slot.
 class PeerExchange {
  public:
   explicit PeerExchange(int size) : slots_(static_cast<std::size_t>(size)), rounds_(static_cast<std::size_t>(size), 0) {}

@@ -74,10 +74,12 @@ void finish_gradient(DType dtype, void* out, const float* total, const float* pa
 
 RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, GradientPrecision gradients,
                          const char* who)
-    : config(config_in), dtype(dtype_in), gradient_dtype(gradients == GradientPrecision::input ? dtype_in : DType::f32) {
+    : config(config_in),
+      dtype(dtype_in),
+      // q_replicated: dK, dV never travel, so there is no hop for the dtype to halve; they stay fp32.
+      gradient_dtype(gradients == GradientPrecision::input && !config_in.q_replicated ? dtype_in : DType::f32) {
   config.validate();
   const std::string where = std::string("the GPU ring (") + who + ")";
-  if (config.q_replicated) throw ConfigError("q_replicated", "true", where + " shards queries (q_replicated = false)");
   if (config.kv_seq != config.seq || config.q_start != 0)
     throw ConfigError("kv_seq/q_start", std::to_string(config.kv_seq) + "/" + std::to_string(config.q_start),
                       where + " needs self-attention: kv_seq = seq, q_start = 0");
@@ -118,17 +120,26 @@ RingRank::RingRank(const RingProblem& problem, int rank_) : rank(rank_) {
   const i64 B = c.batch, H = c.heads, Hkv = c.kv_heads, D = c.head_dim;
   const auto es = static_cast<i64>(size_of(problem.dtype));
   auto bytes = [](i64 n) { return static_cast<std::size_t>(n); };
-  positions = problem.schedule.chunk_positions[rank];
+  positions = problem.schedule.devices[rank].query_positions;
   rows = positions.size();
+  kv_positions = problem.schedule.chunk_positions[rank];
+  kv_rows = kv_positions.size();
   const i64 n = rows, m = problem.max_rows;
   q = DeviceBuffer(bytes(B * n * H * D * es));
-  k_home = DeviceBuffer(bytes(B * n * Hkv * D * es));
-  v_home = DeviceBuffer(bytes(B * n * Hkv * D * es));
+  k_home = DeviceBuffer(bytes(B * kv_rows * Hkv * D * es));
+  v_home = DeviceBuffer(bytes(B * kv_rows * Hkv * D * es));
   for (int i = 0; i < 2; ++i) {
     k[i] = DeviceBuffer(bytes(B * m * Hkv * D * es));
     v[i] = DeviceBuffer(bytes(B * m * Hkv * D * es));
-    dk[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
-    dv[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+  }
+  if (c.q_replicated) {  // the own chunk's dK/dV only (ring_driver.cuh)
+    dk[0] = DeviceBuffer(bytes(B * kv_rows * Hkv * D * 4));
+    dv[0] = DeviceBuffer(bytes(B * kv_rows * Hkv * D * 4));
+  } else {
+    for (int i = 0; i < 2; ++i) {
+      dk[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+      dv[i] = DeviceBuffer(bytes(B * m * Hkv * D * 4));
+    }
   }
   acc_dq = DeviceBuffer(bytes(B * n * H * D * 4));
   out = DeviceBuffer(bytes(B * n * H * D * es));
@@ -144,8 +155,9 @@ RingRank::RingRank(const RingProblem& problem, int rank_) : rank(rank_) {
     dv_step = DeviceBuffer(bytes(B * m * Hkv * D * 4));
   }
   // Where the own chunk's dK/dV end up: the last hop's receive buffer, or, when nothing travels (local_only),
-  // the step-0 accumulator 0 — or accumulator 1, which the rounded total is written into.
-  if (!problem.schedule.local_only) home_index = problem.schedule.ring_size % 2;
+  // the step-0 accumulator 0 — or accumulator 1, which the rounded total is written into. q_replicated: 0.
+  if (c.q_replicated) home_index = 0;
+  else if (!problem.schedule.local_only) home_index = problem.schedule.ring_size % 2;
   else home_index = problem.gradient_dtype != DType::f32 ? 1 : 0;
   RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
 }
@@ -213,8 +225,8 @@ void RingRank::load(const RingProblem& problem, ConstDeviceTensor q_whole, Const
   require(v_whole, problem.dtype, c, c.kv_heads, "load: v");
   const auto es = static_cast<i64>(size_of(problem.dtype));
   copy_rows(positions, c.batch, c.seq, c.heads * c.head_dim * es, q_whole.data, q.data(), true, on);
-  copy_rows(positions, c.batch, c.seq, c.kv_heads * c.head_dim * es, k_whole.data, k_home.data(), true, on);
-  copy_rows(positions, c.batch, c.seq, c.kv_heads * c.head_dim * es, v_whole.data, v_home.data(), true, on);
+  copy_rows(kv_positions, c.batch, c.seq, c.kv_heads * c.head_dim * es, k_whole.data, k_home.data(), true, on);
+  copy_rows(kv_positions, c.batch, c.seq, c.kv_heads * c.head_dim * es, v_whole.data, v_home.data(), true, on);
 }
 
 void RingRank::load_output_gradient(const RingProblem& problem, ConstDeviceTensor dout_whole, cudaStream_t on) {
@@ -245,28 +257,28 @@ void RingRank::gather_output(const RingProblem& problem, DeviceTensor out_whole,
 ConstDeviceTensor RingRank::home_gradient(const RingProblem& problem, bool value_side) const {
   const AttentionConfig& c = problem.config;
   const DeviceBuffer& home = value_side ? dv[home_index] : dk[home_index];
-  return {home.data(), problem.gradient_dtype, c.batch, rows, c.kv_heads, c.head_dim};
+  return {home.data(), problem.gradient_dtype, c.batch, kv_rows, c.kv_heads, c.head_dim};
 }
 
 void RingRank::gather_gradients(const RingProblem& problem, DeviceTensor dq_whole, DeviceTensor dk_whole,
-                                DeviceTensor dv_whole, cudaStream_t on) {
+                                DeviceTensor dv_whole, cudaStream_t on, bool with_dq) {
   const AttentionConfig& c = problem.config;
   require(dq_whole, DType::f32, c, c.heads, "gather_gradients: dq");
   require(dk_whole, DType::f32, c, c.kv_heads, "gather_gradients: dk");
   require(dv_whole, DType::f32, c, c.kv_heads, "gather_gradients: dv");
   const i64 B = c.batch, N = c.seq, D = c.head_dim;
-  copy_rows(positions, B, N, c.heads * D * 4, acc_dq.data(), dq_whole.data, false, on);
+  if (with_dq) copy_rows(positions, B, N, c.heads * D * 4, acc_dq.data(), dq_whole.data, false, on);
   const DeviceBuffer* dk_fp32 = &dk[home_index];
   const DeviceBuffer* dv_fp32 = &dv[home_index];
   if (problem.gradient_dtype != DType::f32) {  // widen into the free accumulators (only read again by backward)
     const int spare = 1 - home_index;
-    convert(home_gradient(problem, false), DeviceTensor{dk[spare].data(), DType::f32, B, rows, c.kv_heads, D}, on);
-    convert(home_gradient(problem, true), DeviceTensor{dv[spare].data(), DType::f32, B, rows, c.kv_heads, D}, on);
+    convert(home_gradient(problem, false), DeviceTensor{dk[spare].data(), DType::f32, B, kv_rows, c.kv_heads, D}, on);
+    convert(home_gradient(problem, true), DeviceTensor{dv[spare].data(), DType::f32, B, kv_rows, c.kv_heads, D}, on);
     dk_fp32 = &dk[spare];
     dv_fp32 = &dv[spare];
   }
-  copy_rows(positions, B, N, c.kv_heads * D * 4, dk_fp32->data(), dk_whole.data, false, on);
-  copy_rows(positions, B, N, c.kv_heads * D * 4, dv_fp32->data(), dv_whole.data, false, on);
+  copy_rows(kv_positions, B, N, c.kv_heads * D * 4, dk_fp32->data(), dk_whole.data, false, on);
+  copy_rows(kv_positions, B, N, c.kv_heads * D * 4, dv_fp32->data(), dv_whole.data, false, on);
 }
 
 // ---- the driver -------------------------------------------------------------------------------------------
@@ -423,8 +435,11 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   // GradientPrecision::input: the final hop home moves the finished dK/dV rounded to the dtype.
   const bool rounded_return = problem.gradient_dtype != DType::f32;
   // local_only: every step after 0 is skipped everywhere, nothing travels; the own chunk's dK/dV are complete
-  // after step 0 (rounded, when asked, into accumulator 1: home_index).
+  // after step 0 (rounded, when asked, into accumulator 1: home_index). q_replicated: K/V still travel (dQ of all
+  // queries needs every chunk), dK/dV never do: step 0 computes the own chunk's from all queries; the kernels of
+  // later steps write theirs into dk_step/dv_step, which nobody reads (the seed variant's redundant work).
   const bool local = problem.schedule.local_only;
+  const bool replicated = c.q_replicated;
   const int complete_after = local ? 0 : P - 1;
   const i64 returned_row_bytes = B * Hkv * D * static_cast<i64>(size_of(problem.gradient_dtype));
   begin(ranks, transport, start, options.continues);
@@ -439,8 +454,8 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
                      r->stream);
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));  // dQ from here on
     // Step 0 computes the home chunk's dK/dV straight into accumulator 0.
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dk[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dv[0].data(), 0, static_cast<std::size_t>(r->rows * grad_row_bytes), r->stream));
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dk[0].data(), 0, static_cast<std::size_t>(r->kv_rows * grad_row_bytes), r->stream));
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dv[0].data(), 0, static_cast<std::size_t>(r->kv_rows * grad_row_bytes), r->stream));
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
   for (int s = 0; s < P; ++s) {
@@ -458,7 +473,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
       float* dv_into = s == 0 ? r.dv[0].as<float>() : r.dv_step.as<float>();
       const bool compute = !step.skipped && options.compute;
       if (compute) {
-        if (s > 0) {
+        if (s > 0 && !replicated) {
           RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
           RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
         }
@@ -474,7 +489,9 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
               DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
-      if (s == complete_after && rounded_return && options.compute) {
+      if (replicated) {
+        // nothing to add or round: the own chunk's dK/dV were complete after step 0
+      } else if (s == complete_after && rounded_return && options.compute) {
         // The chunk's total is complete: add the last share, apply 1/k and round, into the free K/V buffer
         // (local: straight into home accumulator 1). k/v[P mod 2] is free here: step P − 1 holds buffer
         // (P − 1) mod 2, and the last send from P mod 2 (round P − 2) is covered by kv_arrived, which this
@@ -497,7 +514,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
     kv_arrived = next_kv_arrived;
     // The accumulators go on to rank p + 1 (into its dk[(s + 1) mod 2], which it adds to after step s + 1's
     // kernels); after the last step, home to the owner (dk[P mod 2]). The hop runs during step s + 1.
-    if (options.transfer && !local) {
+    if (options.transfer && !local && !replicated) {
       for (std::size_t i = 0; i < ranks.size(); ++i) {
         RingRank& r = *ranks[i];
         const bool last = s + 1 == P;
@@ -523,9 +540,9 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
       scale_in_place(DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D}, problem.output_factor, r.stream);
     }
     if (problem.output_factor != 1.0f && !rounded_return) {  // (rounded: finish_gradient applied it)
-      scale_in_place(DeviceTensor{r.dk[r.home_index].data(), DType::f32, B, r.rows, Hkv, D}, problem.output_factor,
+      scale_in_place(DeviceTensor{r.dk[r.home_index].data(), DType::f32, B, r.kv_rows, Hkv, D}, problem.output_factor,
                      r.stream);
-      scale_in_place(DeviceTensor{r.dv[r.home_index].data(), DType::f32, B, r.rows, Hkv, D}, problem.output_factor,
+      scale_in_place(DeviceTensor{r.dv[r.home_index].data(), DType::f32, B, r.kv_rows, Hkv, D}, problem.output_factor,
                      r.stream);
     }
     r.step_done.push_back(r.events.record(r.stream));
@@ -681,12 +698,16 @@ void VirtualRing::backward() {
   end_pass();
 }
 
+// Under q_replicated every rank holds all queries' O, LSE and dQ (equal up to rounding): device 0's copy is the
+// answer, as in the reference and the simulator; each rank's dK, dV are its own chunk's.
 void VirtualRing::gather_output(DeviceTensor out, float* lse) {
-  for (const auto& r : ranks_) r->gather_output(*problem_, out, lse, compute_);
+  for (const auto& r : ranks_)
+    if (!problem_->config.q_replicated || r->rank == 0) r->gather_output(*problem_, out, lse, compute_);
 }
 
 void VirtualRing::gather_gradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv) {
-  for (const auto& r : ranks_) r->gather_gradients(*problem_, dq, dk, dv, compute_);
+  for (const auto& r : ranks_)
+    r->gather_gradients(*problem_, dq, dk, dv, compute_, !problem_->config.q_replicated || r->rank == 0);
 }
 
 }  // namespace ringlab::gpu

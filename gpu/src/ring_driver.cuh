@@ -69,8 +69,12 @@ class EventPool {
 // One rank's buffers and stream.
 struct RingRank {
   int rank = 0;
-  i64 rows = 0;  // queries and K/V rows it owns
+  // Its queries (the rows of Q, O, LSE, dO, δ, dQ) and the K/V chunk it owns. The same rows, except under
+  // q_replicated (the seed documents' variant, docs/semantics.md §7.5), where every rank holds all N queries.
+  i64 rows = 0;
   PositionSet positions;
+  i64 kv_rows = 0;
+  PositionSet kv_positions;
   DeviceBuffer q, k_home, v_home, k[2], v[2];            // K/V: home chunk and the two rotation buffers
   // acc_dq: the running O in fp32 during forward, dQ (fp32) during backward — one buffer, because forward
   // no longer needs it once O is in the dtype (the simulator's ledger counts it once per pass).
@@ -82,6 +86,9 @@ struct RingRank {
   // there). dk_step/dv_step (P > 1):
   // one step's partial dK/dV of the held chunk, added into the received accumulator (so that the
   // accumulator's hop overlaps the next step's kernels instead of delaying them).
+  // q_replicated: dK/dV never travel. Step 0 computes the own chunk's from all queries into dk/dv[0]
+  // (home_index 0, fp32); the kernels of later steps, which only dQ needs, write theirs into dk_step/dv_step,
+  // which nobody reads; dk/dv[1] are empty.
   DeviceBuffer dk[2], dv[2], dk_step, dv_step;
   int home_index = 0;
   cudaStream_t stream = nullptr;                // owned; non-blocking
@@ -101,10 +108,11 @@ struct RingRank {
   void load(const RingProblem& problem, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v, cudaStream_t on);
   void load_output_gradient(const RingProblem& problem, ConstDeviceTensor dout, cudaStream_t on);
   // This rank's rows → whole tensors: O (dtype) and LSE [B, H, N]; dQ, dK, dV fp32 (dK, dV widened from the
-  // dtype under GradientPrecision::input, through the free accumulator dk/dv[1 − home_index]).
+  // dtype under GradientPrecision::input, through the free accumulator dk/dv[1 − home_index]); dK, dV by the
+  // rows of the own chunk. `with_dq` false: not dQ (q_replicated: another rank's copy is the answer).
   void gather_output(const RingProblem& problem, DeviceTensor out, float* lse, cudaStream_t on) const;
   void gather_gradients(const RingProblem& problem, DeviceTensor dq, DeviceTensor dk, DeviceTensor dv,
-                        cudaStream_t on);
+                        cudaStream_t on, bool with_dq = true);
   // The own chunk's dK, dV after backward: [B, rows, Hkv, D] in problem.gradient_dtype.
   ConstDeviceTensor home_gradient(const RingProblem& problem, bool value_side) const;
 };

@@ -338,6 +338,9 @@ struct Simulation::State {
         allocate(p, "dQ accumulator (fp32)", Category::grad, B * n * H * D * kFp32);
         if (config.q_replicated) {
           allocate(p, "dK, dV of the own chunk (fp32)", Category::grad, 2 * B * own_rows * Hkv * D * kFp32);
+          // The kernels of steps ≥ 1 compute the held chunk's dK, dV as well (dQ needs those steps; nobody
+          // reads their dK, dV).
+          if (P > 1) allocate(p, "dK, dV of later steps, unread (fp32)", Category::grad, 2 * B * m * Hkv * D * kFp32);
         } else {
           // Two travelling accumulators (the one received and added to, the one leaving) and, when P > 1, one
           // step's partial that is added in: the hop then overlaps the next step's kernels.

@@ -254,7 +254,8 @@ bool check_rank(gpu::NcclCommunicator& comm, const AttentionConfig& c, const Opt
   ring.gather_gradients({dq.data(), gpu::DType::f32, c.batch, c.seq, c.heads, c.head_dim},
                         {dk.data(), gpu::DType::f32, c.batch, c.seq, c.kv_heads, c.head_dim},
                         {dv.data(), gpu::DType::f32, c.batch, c.seq, c.kv_heads, c.head_dim});
-  const auto rows = ring.positions().expand();
+  // Query rows (O, LSE, dQ) and key rows (dK, dV): the same except under --q-replicated (all queries on every rank).
+  const auto rows = ring.positions().expand(), key_rows = ring.key_positions().expand();
   const i64 HD = c.heads * c.head_dim, KD = c.kv_heads * c.head_dim;
   // LSE [B, H, N] read as [B·H, N, 1]: rows are positions within each (b, h).
   const double e_out = rows_error(download_floats(out.data(), options.dtype, q_count),
@@ -265,9 +266,11 @@ bool check_rank(gpu::NcclCommunicator& comm, const AttentionConfig& c, const Opt
   const double e_dq = rows_error(download_floats(dq.data(), gpu::DType::f32, q_count),
                                  download_floats(single.dq.data(), gpu::DType::f32, q_count), rows, c.batch, c.seq, HD);
   const double e_dk = rows_error(download_floats(dk.data(), gpu::DType::f32, kv_count),
-                                 download_floats(single.dk.data(), gpu::DType::f32, kv_count), rows, c.batch, c.seq, KD);
+                                 download_floats(single.dk.data(), gpu::DType::f32, kv_count), key_rows, c.batch, c.seq,
+                                 KD);
   const double e_dv = rows_error(download_floats(dv.data(), gpu::DType::f32, kv_count),
-                                 download_floats(single.dv.data(), gpu::DType::f32, kv_count), rows, c.batch, c.seq, KD);
+                                 download_floats(single.dv.data(), gpu::DType::f32, kv_count), key_rows, c.batch, c.seq,
+                                 KD);
   // The ring and the single kernel run the same tile kernels; they differ in the order of the LSE merges
   // and fp32 accumulations and in one rounding of O: a bf16/fp16 ulp or two on O, fp32 noise elsewhere. A
   // lost or doubled step, a wrong chunk or a wrong position gives errors of order 1.
@@ -349,7 +352,7 @@ BenchRow bench_one(gpu::NcclCommunicator& comm, const AttentionConfig& c, const 
     row.bwd_compute_ms = timed(false, true, false);
     row.fwd_transfer_ms = timed(true, false, true);
     row.ring_bytes = ring.bytes_per_device();
-    row.kv_bytes_per_hop = 2.0 * c.batch * static_cast<double>(ring.positions().size()) * c.kv_heads * c.head_dim *
+    row.kv_bytes_per_hop = 2.0 * c.batch * static_cast<double>(ring.key_positions().size()) * c.kv_heads * c.head_dim *
                            gpu::size_of(options.dtype);
     if (schedule.local_only) row.kv_bytes_per_hop = 0;  // nothing travels: no link figure
   }

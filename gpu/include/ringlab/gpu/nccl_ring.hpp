@@ -16,6 +16,10 @@
 // seconds is stalled. Then the communicator is aborted (ncclCommAbort) and RingFault is thrown, naming this
 // rank, the pass and step, and what the progress board says about the others (which rank stopped
 // heartbeating or exited). Communicator creation times out the same way (a rank that never joins).
+// Copy engines between processes: aborting also lets the rank's own flag waits pass (its streams drain), and a
+// pass counts as finished only when every rank finished it (a barrier with a deadline), because a neighbour of
+// a failed rank may have been fed stale data. Making a ring runs one pass without transfers, so that no kernel
+// is loaded for the first time (which waits for the device) while a transfer waits for a dead peer.
 #pragma once
 
 #include <chrono>
@@ -82,7 +86,9 @@ class NcclCommunicator {
   int size() const;
   int device() const;
   const NcclOptions& options() const;
-  void abort();  // ncclCommAbort, from the thread that uses the communicator: its pending NCCL work ends
+  // ncclCommAbort, from the thread that uses the communicator: its pending NCCL work ends; with copy engines
+  // every wait of its transfers passes too (so that its streams drain).
+  void abort();
   // From any thread: the ring using this communicator aborts it at its next poll and throws RingFault
   // (a rank of the same process failed; run_nccl_ring's threads).
   void request_abort();
@@ -118,15 +124,19 @@ class NcclRing {
   NcclRing& operator=(const NcclRing&) = delete;
 
   int rank() const;
-  // The global token positions this rank owns: row i of its shards is position positions().expand()[i].
+  // The global token positions of this rank's queries: row i of its Q, O, LSE, dO, dQ shards is position
+  // positions().expand()[i]; and of the K/V chunk it owns (its K, V, dK, dV shards). The same positions, except
+  // under q_replicated (the seed documents' variant), where every rank holds all N queries.
   const PositionSet& positions() const;
+  const PositionSet& key_positions() const;
   Stream stream() const;  // this rank's compute stream (non-blocking)
 
   // Whole [B, N, heads, D] tensors on this GPU → this rank's rows (tests, benchmarks; a training step would
   // load its shard directly with load_shard).
   void load_whole(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v);
   void load_output_gradient_whole(ConstDeviceTensor dout);
-  // This rank's rows only: q [B, n, H, D], k, v [B, n, Hkv, D] in the positions() order.
+  // This rank's rows only: q [B, n, H, D] in the positions() order, k, v [B, n_k, Hkv, D] in the key_positions()
+  // order.
   void load_shard(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v);
   void load_output_gradient_shard(ConstDeviceTensor dout);
 
@@ -136,8 +146,9 @@ class NcclRing {
   RingPassTiming backward(RingPassOptions options = {});
 
   // This rank's results (device memory, valid until the next pass): O [B, n, H, D] (dtype), LSE [B, H, n];
-  // dQ [B, n, H, D] fp32; dK, dV [B, n, Hkv, D] (the rank's own chunk after its last hop home: in the dtype
-  // under GradientPrecision::input, fp32 otherwise — the tensor says which).
+  // dQ [B, n, H, D] fp32; dK, dV [B, n_k, Hkv, D] (the rank's own chunk after its last hop home: in the dtype
+  // under GradientPrecision::input, fp32 otherwise — the tensor says which; always fp32 under q_replicated,
+  // where they never travel).
   ConstDeviceTensor out() const;
   const float* lse() const;
   ConstDeviceTensor dq() const;
