@@ -56,7 +56,8 @@ float round_f16(float x) { return gpu::round_to(DType::f16, x); }
 
 // The whole-sequence fp64 reference and the naive same-precision baseline (dense, fp32 arithmetic with P
 // and dS rounded to the dtype, outputs rounded), as expected_for_config in tests/test_gpu.cpp.
-Expected expected_for(const AttentionConfig& config, const Inputs& in, DType dtype) {
+Expected expected_for(AttentionConfig config, const Inputs& in, DType dtype) {
+  config.q_replicated = false;  // (the same function; the reference computes it on one device)
   Expected expected;
   const AttentionOptions<double> exact{Algorithm::blockwise, {}, nullptr};
   auto forward = attention_forward<double>(config, in.q, in.k, in.v, exact);

@@ -87,8 +87,9 @@ void IpcMapping::reset() noexcept {
   pointer_ = nullptr;
 }
 
-IpcLinks::IpcLinks(int rank, int size, AllGather all_gather)
-    : rank_(rank), size_(size), all_gather_(std::move(all_gather)), flags_(kFlagBytes) {
+IpcLinks::IpcLinks(int rank, int size, AllGather all_gather, double setup_timeout_s)
+    : rank_(rank), size_(size), all_gather_(std::move(all_gather)), setup_timeout_s_(setup_timeout_s),
+      flags_(kFlagBytes) {
   const StreamMemoryOps& ops = stream_memory_ops();
   if (!ops.write || !ops.wait)
     throw ConfigError("NcclOptions::copy_engine_transfers", "true",
@@ -99,7 +100,7 @@ IpcLinks::IpcLinks(int rank, int size, AllGather all_gather)
   gethostname(mine.host.data(), mine.host.size() - 1);
   RINGLAB_CUDA_CHECK(cudaIpcGetMemHandle(&mine.flags, flags_.data()));
   std::vector<Identity> all(static_cast<std::size_t>(size));
-  all_gather_(&mine, all.data(), sizeof(Identity));
+  this->all_gather(&mine, all.data(), sizeof(Identity), "sharing the copy engines' flag words");
   for (int r = 0; r < size; ++r)  // every rank sees the same table, so every rank throws together
     if (std::strncmp(all[r].host.data(), all[0].host.data(), all[0].host.size()) != 0)
       throw ConfigError("NcclOptions::copy_engine_transfers", "true",
@@ -117,17 +118,17 @@ IpcLinks::~IpcLinks() {
   mapped_.clear();
   if (!aborted_) {
     try {
-      barrier();  // the neighbours closed their mappings of flags_ too
+      barrier("closing the copy engines' flag words");  // the neighbours closed their mappings of flags_ too
     } catch (...) {  // (a destructor: the communicator is failing anyway)
     }
   }
   if (release_stream_) cudaStreamDestroy(release_stream_);
 }
 
-void IpcLinks::barrier() const {
+void IpcLinks::barrier(const std::string& what, double timeout_s) const {
   const char mine = 1;
   std::vector<char> all(static_cast<std::size_t>(size_));
-  all_gather_(&mine, all.data(), 1);
+  all_gather_(&mine, all.data(), 1, timeout_s > 0 ? timeout_s : setup_timeout_s_, what);
 }
 
 std::uint32_t* IpcLinks::word(int owner, Flag flag) const {
@@ -175,7 +176,7 @@ class IpcCopyTransport final : public Transport {
       mine.push_back(shared);
     }
     std::vector<SharedBuffer> all(mine.size() * static_cast<std::size_t>(size));
-    links.all_gather(mine.data(), all.data(), mine.size() * sizeof(SharedBuffer));
+    links.all_gather(mine.data(), all.data(), mine.size() * sizeof(SharedBuffer), "sharing the ring's buffers");
     for (std::size_t i = 0; i < mine.size(); ++i) {
       const SharedBuffer& theirs = all[static_cast<std::size_t>(previous) * mine.size() + i];
       IpcMapping mapping;
@@ -204,7 +205,7 @@ class IpcCopyTransport final : public Transport {
     // rank + 1 must have closed its mappings of this rank's buffers before RingRank frees them.
     if (!links_.aborted()) {
       try {
-        links_.barrier();
+        links_.barrier("closing the ring's buffers");
       } catch (...) {  // (a destructor; the communicator is failing anyway)
       }
     }

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ring_driver.cuh"
@@ -37,9 +38,10 @@
 namespace ringlab::gpu::detail {
 
 // A collective over the ring's ranks: `all` (size × bytes) receives every rank's `bytes` bytes of `mine`, in rank
-// order. nccl_ring.cu passes NCCL's all-gather, which waits with a deadline and aborts the communicator (then
-// throws RingFault) when a rank does not join.
-using AllGather = std::function<void(const void* mine, void* all, std::size_t bytes)>;
+// order. nccl_ring.cu passes NCCL's all-gather, which aborts the communicator and throws RingFault (saying `what`)
+// when a rank has not joined within `timeout_s`.
+using AllGather =
+    std::function<void(const void* mine, void* all, std::size_t bytes, double timeout_s, const std::string& what)>;
 
 // rank − 1's (or a neighbour's) memory mapped into this process by CUDA IPC; closed when it goes.
 class IpcMapping {
@@ -63,8 +65,9 @@ class IpcLinks {
  public:
   // A collective. Throws ConfigError unless every rank runs on this node (CUDA IPC maps memory of the same
   // machine only), or the driver lacks stream memory operations. `all_gather` is kept for the barrier that ends
-  // the links (and the rings' transports): memory another process still maps must not be freed.
-  IpcLinks(int rank, int size, AllGather all_gather);
+  // the links (and the rings' transports): memory another process still maps must not be freed. `setup_timeout_s`
+  // bounds the collectives of set-up and teardown.
+  IpcLinks(int rank, int size, AllGather all_gather, double setup_timeout_s);
   // Closes the neighbours' flags, waits (a barrier) until they closed this rank's, then frees them; after a
   // fault, without the barrier.
   ~IpcLinks();
@@ -86,15 +89,20 @@ class IpcLinks {
   // on aborted() is true and nothing waits for the other ranks again.
   void release_waits() noexcept;
   bool aborted() const { return aborted_; }
-  // Every rank of the communicator reaches this point (an all-gather with a deadline); throws RingFault otherwise.
-  void barrier() const;
-  void all_gather(const void* mine, void* all, std::size_t bytes) const { all_gather_(mine, all, bytes); }
+  // Every rank of the communicator reaches this point within `timeout_s` (default: the set-up timeout); throws
+  // RingFault otherwise (the communicator is then aborted).
+  void barrier(const std::string& what, double timeout_s = 0) const;
+  // `all_gather` with the set-up timeout.
+  void all_gather(const void* mine, void* all, std::size_t bytes, const std::string& what) const {
+    all_gather_(mine, all, bytes, setup_timeout_s_, what);
+  }
 
  private:
   std::uint32_t* word(int owner, Flag flag) const;
 
   int rank_, size_;
   AllGather all_gather_;
+  double setup_timeout_s_;
   std::uint32_t round_ = 0;
   std::atomic<bool> aborted_{false};
   DeviceBuffer flags_;                 // this rank's words

@@ -358,15 +358,15 @@ ncclUniqueId id_through_file(const std::string& path, int rank, double timeout_s
 // NCCL's all-gather of a few host bytes per rank (the copy-engine transport's mappings and barriers), waited
 // for with a deadline. On a failure the communicator is aborted before the staging buffers are freed: freeing
 // device memory waits for the device, and NCCL's kernel would wait for the missing rank forever.
-detail::AllGather nccl_all_gather(NcclCommunicator::State* state, double timeout_s) {
-  return [=](const void* mine, void* all, std::size_t bytes) {
+detail::AllGather nccl_all_gather(NcclCommunicator::State* state) {
+  return [state](const void* mine, void* all, std::size_t bytes, double timeout_s, const std::string& what) {
     const ncclComm_t comm = state->comm;
     const int rank = state->rank, size = state->size;
     DeviceBuffer send(bytes), receive(bytes * static_cast<std::size_t>(size));
     send.upload(mine, bytes);
     cudaStream_t stream = nullptr;
     RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    const std::string who = "rank " + std::to_string(rank) + ": ncclAllGather (sharing buffer handles)";
+    const std::string who = "rank " + std::to_string(rank) + ": ncclAllGather (" + what + ")";
     try {
       const ncclResult_t result = ncclAllGather(send.data(), receive.data(), bytes, ncclUint8, comm, stream);
       if (result == ncclInProgress) settle(comm, timeout_s, who);
@@ -443,7 +443,8 @@ NcclCommunicator NcclCommunicator::from_environment(const NcclOptions& options_i
                std::to_string(size) + " start?)");
     // Copy engines: map the neighbours' flag words (ipc_transport.cuh); refused when the ranks span nodes.
     if (options.copy_engine_transfers && size > 1)
-      state->links = std::make_unique<detail::IpcLinks>(rank, size, nccl_all_gather(state.get(), options.init_timeout_s));
+      state->links =
+          std::make_unique<detail::IpcLinks>(rank, size, nccl_all_gather(state.get()), options.init_timeout_s);
   } catch (...) {
     state->abort();
     throw;
@@ -710,7 +711,7 @@ struct NcclRing::Impl {
       // the pass before calling it a success.
       if (comm.state_->links) {
         try {
-          comm.state_->links->barrier();
+          comm.state_->links->barrier("every rank finished the " + pass, comm.options().stall_timeout_s);
         } catch (const std::exception& error) {
           fail(pass, static_cast<int>(finished), std::string("not every rank finished the pass (") + error.what() + ")",
                true);

@@ -322,7 +322,8 @@ std::int64_t ring_peak_bytes(const AttentionConfig& config, std::int64_t bytes_p
     const i64 lse = B * H * n * f;
     const i64 forward = q + kv + kv_recv + B * n * H * D * f + lse + (B * n * H * D * e + B * H * n * f);
     const i64 grad = B * n * H * D * e + B * n * H * D * f +
-                     (config.q_replicated ? 2 * B * own * Hkv * D * f : (P > 1 ? 3 : 2) * 2 * B * m * Hkv * D * f);
+                     (config.q_replicated ? 2 * B * own * Hkv * D * f + (P > 1 ? 2 * B * m * Hkv * D * f : 0)
+                                          : (P > 1 ? 3 : 2) * 2 * B * m * Hkv * D * f);
     const i64 backward = q + kv + kv_recv + B * n * H * D * e + lse + grad + B * H * n * f;
     const i64 device = pass == Pass::forward ? forward : pass == Pass::backward ? backward : std::max(forward, backward);
     peak = std::max(peak, device);
