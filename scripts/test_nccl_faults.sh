@@ -10,16 +10,7 @@ ring_binary=${1:?usage: scripts/test_nccl_faults.sh PATH/TO/ringlab-ring [RINGLA
 shift
 extra_args=("$@")
 here=$(cd "$(dirname "$0")" && pwd)
-ranks=${RANKS:-2}
-if ! [[ "$ranks" =~ ^[0-9]+$ ]] || ((ranks < 2)); then
-  echo "RANKS='$ranks': a whole number of ranks, at least 2" >&2
-  exit 2
-fi
-gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU')
-if ((gpus < ranks)); then
-  echo "NCCL fault test skipped: needs $ranks GPUs ($gpus here)"
-  exit 77
-fi
+source "$here/ring_test_ranks.sh" "NCCL fault test"
 failures=0
 run_case() {  # kind, expected word in rank 0's message
   local kind=$1 expected=$2 log

@@ -8,16 +8,7 @@
 set -u
 ring_binary=${1:?usage: scripts/test_ring_processes.sh PATH/TO/ringlab-ring}
 here=$(cd "$(dirname "$0")" && pwd)
-ranks=${RANKS:-2}
-if ! [[ "$ranks" =~ ^[0-9]+$ ]] || ((ranks < 2)); then
-  echo "RANKS='$ranks': a whole number of ranks, at least 2" >&2
-  exit 2
-fi
-gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU')
-if ((gpus < ranks)); then
-  echo "process-per-GPU ring check skipped: needs $ranks GPUs ($gpus here)"
-  exit 77
-fi
+source "$here/ring_test_ranks.sh" "process-per-GPU ring check"
 cases=(
   "--seq 4099 --layout zigzag --causal --heads 4 --kv-heads 2"
   "--seq 4099 --layout striped --causal --heads 3 --kv-heads 3"
