@@ -196,7 +196,7 @@ class IpcCopyTransport final : public Transport {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
       while (cudaStreamQuery(stream_) == cudaErrorNotReady && std::chrono::steady_clock::now() < deadline) {
         if (links_.aborted()) links_.release_waits();
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       (void)cudaGetLastError();
       cudaStreamDestroy(stream_);
