@@ -184,9 +184,7 @@ class IpcCopyTransport final : public Transport {
       previous_.push_back({reinterpret_cast<std::uintptr_t>(mapping.get()), mapping.get() ? theirs.bytes : 0});
       mappings_.push_back(std::move(mapping));
     }
-    int least = 0, greatest = 0;
-    RINGLAB_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    RINGLAB_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, high_priority ? greatest : least));
+    stream_ = create_transfer_stream(high_priority);
   }
   ~IpcCopyTransport() override {
     if (stream_) {

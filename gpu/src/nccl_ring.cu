@@ -171,11 +171,8 @@ class ProgressBoard {
 class NcclTransport final : public Transport {
  public:
   NcclTransport(ncclComm_t comm, int rank, int size, double timeout_s, bool high_priority)
-      : comm_(comm), rank_(rank), size_(size), timeout_s_(timeout_s) {
-    int least = 0, greatest = 0;
-    RINGLAB_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    RINGLAB_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, high_priority ? greatest : least));
-  }
+      : comm_(comm), rank_(rank), size_(size), timeout_s_(timeout_s),
+        stream_(detail::create_transfer_stream(high_priority)) {}
   ~NcclTransport() override { cudaStreamDestroy(stream_); }
   int size() const override { return size_; }
   void begin_pass() override { events_.reset(); }
@@ -862,10 +859,8 @@ NcclRingOutputs run_nccl_ring(const AttentionConfig& config_in, DType dtype, con
         dq.download(dq_host.data(), dq_host.size() * 4);
         dk.download(dk_host.data(), dk_host.size() * 4);
         dv.download(dv_host.data(), dv_host.size() * 4);
-        // Disjoint rows per rank: no lock needed. Under q_replicated every rank has every query row; rank 0's
-        // copy is the answer (as in the reference), and the key rows are still the rank's own chunk.
-        const bool query_rows = !config.q_replicated || r == 0;
-        for (i64 b = 0; b < B && query_rows; ++b)
+        // Disjoint rows per rank (no lock needed): its query rows where it reports them, its own chunk's keys.
+        for (i64 b = 0; b < B && check.reports_queries(r); ++b)
           for (const i64 t : rank.positions().expand()) {
             const i64 row = b * N + t;
             std::copy_n(out_host.begin() + row * H * D * es, H * D * es, result.out.begin() + row * H * D * es);

@@ -100,6 +100,14 @@ RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, Gradi
   }
 }
 
+cudaStream_t create_transfer_stream(bool high_priority) {
+  int least = 0, greatest = 0;
+  RINGLAB_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  cudaStream_t stream = nullptr;
+  RINGLAB_CUDA_CHECK(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, high_priority ? greatest : least));
+  return stream;
+}
+
 EventPool::~EventPool() {
   for (cudaEvent_t e : events_) cudaEventDestroy(e);
 }
@@ -489,9 +497,8 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
               DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
-      if (replicated) {
-        // nothing to add or round: the own chunk's dK/dV were complete after step 0
-      } else if (s == complete_after && rounded_return && options.compute) {
+      // (q_replicated: nothing to add or round, the own chunk's dK/dV were complete after step 0)
+      if (!replicated && s == complete_after && rounded_return && options.compute) {
         // The chunk's total is complete: add the last share, apply 1/k and round, into the free K/V buffer
         // (local: straight into home accumulator 1). k/v[P mod 2] is free here: step P − 1 holds buffer
         // (P − 1) mod 2, and the last send from P mod 2 (round P − 2) is covered by kv_arrived, which this
@@ -504,7 +511,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
                         problem.output_factor, r.stream);
         finish_gradient(problem.gradient_dtype, v_rounded, r.dv[s % 2].as<float>(), v_share, grad_count,
                         problem.output_factor, r.stream);
-      } else if (compute && s > 0) {
+      } else if (!replicated && compute && s > 0) {
         add(r.dk[s % 2].as<float>(), dk_into, grad_count, r.stream);
         add(r.dv[s % 2].as<float>(), dv_into, grad_count, r.stream);
       }
@@ -698,16 +705,15 @@ void VirtualRing::backward() {
   end_pass();
 }
 
-// Under q_replicated every rank holds all queries' O, LSE and dQ (equal up to rounding): device 0's copy is the
-// answer, as in the reference and the simulator; each rank's dK, dV are its own chunk's.
+// Each rank's query rows where it reports them (RingProblem::reports_queries), and its own chunk's dK, dV.
 void VirtualRing::gather_output(DeviceTensor out, float* lse) {
   for (const auto& r : ranks_)
-    if (!problem_->config.q_replicated || r->rank == 0) r->gather_output(*problem_, out, lse, compute_);
+    if (problem_->reports_queries(r->rank)) r->gather_output(*problem_, out, lse, compute_);
 }
 
 void VirtualRing::gather_gradients(DeviceTensor dq, DeviceTensor dk, DeviceTensor dv) {
   for (const auto& r : ranks_)
-    r->gather_gradients(*problem_, dq, dk, dv, compute_, !problem_->config.q_replicated || r->rank == 0);
+    r->gather_gradients(*problem_, dq, dk, dv, compute_, problem_->reports_queries(r->rank));
 }
 
 }  // namespace ringlab::gpu

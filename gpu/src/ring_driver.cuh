@@ -49,7 +49,14 @@ struct RingProblem {
 
   // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
   RingProblem(const AttentionConfig& config, DType dtype, GradientPrecision gradients, const char* who);
+
+  // Whether `rank`'s O, LSE and dQ are the answer for its query rows. Under q_replicated every rank holds all of
+  // them, equal up to rounding, and device 0's copy is the answer, as in the reference and the simulator.
+  bool reports_queries(int rank) const { return !config.q_replicated || rank == 0; }
 };
+
+// A non-blocking stream for a transport's copies, at the device's highest priority or its lowest.
+cudaStream_t create_transfer_stream(bool high_priority);
 
 // cudaEvent_t's created on demand and reused pass after pass (reset() at the start of each pass).
 class EventPool {
