@@ -560,17 +560,20 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
 
 // ---- CopyTransport ----------------------------------------------------------------------------------------
 
-CopyTransport::CopyTransport(int ring_size)
-    : ring_size_(ring_size), posted_(ring_size), ready_(ring_size, nullptr), has_posted_(ring_size, false) {
-  cudaStream_t stream = nullptr;
-  RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  stream_ = stream;
+CopyTransport::CopyTransport(int ring_size, IntraGpuCopies copies)
+    : ring_size_(ring_size), copies_(copies), posted_(ring_size), ready_(ring_size, nullptr),
+      has_posted_(ring_size, false), arrived_(ring_size, nullptr) {
+  for (int p = 0; p < ring_size; ++p) {
+    cudaStream_t stream = nullptr;
+    RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    streams_.push_back(stream);
+  }
 }
 
 CopyTransport::~CopyTransport() {
-  if (stream_) {
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
+  for (Stream stream : streams_) {
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
   }
   for (Event e : events_) cudaEventDestroy(e);
 }
@@ -586,42 +589,69 @@ void CopyTransport::flush() {
   for (int p = 0; p < ring_size_; ++p)
     if (!has_posted_[p])
       throw Error("internal error: CopyTransport::flush: rank " + std::to_string(p) + " posted nothing this round");
-  for (Event e : ready_)
-    if (e) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream_, e, 0));
-  for (int p = 0; p < ring_size_; ++p) {
-    const int next = (p + 1) % ring_size_;
-    if (posted_[p].size() != posted_[next].size())
-      throw Error("internal error: CopyTransport::flush: ranks " + std::to_string(p) + " and " + std::to_string(next) +
+  // Copy stream q + 1 only ever copies out of rank q, so its latest event covers every earlier copy out of q:
+  // a copy into rank `to` also waits for that event of the previous rounds (out of `to` on stream to + 1), so
+  // that it never overwrites a buffer that is still being sent on.
+  const std::vector<Event> sent_before = arrived_;  // [rank + 1]
+  for (int from = 0; from < ring_size_; ++from) {
+    const int to = (from + 1) % ring_size_;
+    if (posted_[from].size() != posted_[to].size())
+      throw Error("internal error: CopyTransport::flush: ranks " + std::to_string(from) + " and " + std::to_string(to) +
                   " posted different numbers of hops");
-    for (std::size_t h = 0; h < posted_[p].size(); ++h) {
-      const Hop& from = posted_[p][h];
-      const Hop& to = posted_[next][h];
-      if (from.send_bytes != to.recv_bytes)
-        throw Error("internal error: CopyTransport::flush: rank " + std::to_string(p) + " sends " +
-                    std::to_string(from.send_bytes) + " bytes, rank " + std::to_string(next) + " expects " +
-                    std::to_string(to.recv_bytes));
-      if (from.send_bytes > 0)
-        RINGLAB_CUDA_CHECK(cudaMemcpyAsync(to.recv, from.send, from.send_bytes, cudaMemcpyDeviceToDevice, stream_));
+    const cudaStream_t stream = streams_[to];
+    for (Event before : {ready_[from], ready_[to], sent_before[(to + 1) % ring_size_]})
+      if (before) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream, before, 0));
+    std::vector<void*> destinations;  // this link's copies: [copy]
+    std::vector<const void*> sources;
+    std::vector<std::size_t> sizes;
+    for (std::size_t h = 0; h < posted_[from].size(); ++h) {
+      const Hop& send = posted_[from][h];
+      const Hop& receive = posted_[to][h];
+      if (send.send_bytes != receive.recv_bytes)
+        throw Error("internal error: CopyTransport::flush: rank " + std::to_string(from) + " sends " +
+                    std::to_string(send.send_bytes) + " bytes, rank " + std::to_string(to) + " expects " +
+                    std::to_string(receive.recv_bytes));
+      if (send.send_bytes == 0) continue;
+      destinations.push_back(receive.recv);
+      sources.push_back(send.send);
+      sizes.push_back(send.send_bytes);
     }
+    if (copies_ == IntraGpuCopies::driver_default) {
+      for (std::size_t c = 0; c < sizes.size(); ++c)
+        RINGLAB_CUDA_CHECK(cudaMemcpyAsync(destinations[c], sources[c], sizes[c], cudaMemcpyDeviceToDevice, stream));
+    } else if (!sizes.empty()) {
+      // One attribute for every copy: sources read in stream order (after the waits above), copy engines preferred.
+      cudaMemcpyAttributes attributes{};
+      attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+      attributes.flags = cudaMemcpyFlagPreferOverlapWithCompute;
+      std::size_t first_copy = 0;
+      RINGLAB_CUDA_CHECK(cudaMemcpyBatchAsync(destinations.data(), sources.data(), sizes.data(), sizes.size(),
+                                              &attributes, &first_copy, 1, stream));
+    }
+    if (next_event_ == events_.size()) {
+      cudaEvent_t e = nullptr;
+      RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      events_.push_back(e);
+    }
+    arrived_[to] = events_[next_event_++];
+    RINGLAB_CUDA_CHECK(cudaEventRecord(arrived_[to], stream));
   }
-  if (next_event_ == events_.size()) {
-    cudaEvent_t e = nullptr;
-    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-    events_.push_back(e);
-  }
-  last_ = events_[next_event_++];
-  RINGLAB_CUDA_CHECK(cudaEventRecord(last_, stream_));
   std::fill(has_posted_.begin(), has_posted_.end(), false);
 }
 
-Event CopyTransport::arrived(int) { return last_; }
+void CopyTransport::begin_pass() {
+  next_event_ = 0;
+  std::fill(arrived_.begin(), arrived_.end(), nullptr);
+}
+
+Event CopyTransport::arrived(int rank) { return arrived_.at(static_cast<std::size_t>(rank)); }
 
 // ---- VirtualRing ------------------------------------------------------------------------------------------
 
-VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients)
+VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients, IntraGpuCopies copies)
     : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")) {
   for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
-  transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
+  transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size, copies);
   // A blocking stream: ordered with the legacy default stream, so synchronous uploads/downloads and
   // DeviceBuffer::fill before load() and after gather_*() need no extra synchronisation.
   cudaStream_t stream = nullptr;
@@ -670,7 +700,7 @@ std::vector<Event> VirtualRing::begin_pass() {
   next_event_ = 0;
   Event start = event(next_event_++);
   RINGLAB_CUDA_CHECK(cudaEventRecord(start, compute_));
-  RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(transport_->stream(), start, 0));
+  for (Stream copies : transport_->streams()) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(copies, start, 0));
   return std::vector<Event>(ranks_.size(), start);
 }
 
@@ -680,9 +710,11 @@ void VirtualRing::end_pass() {
     RINGLAB_CUDA_CHECK(cudaEventRecord(done, r->stream));
     RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
   }
-  Event copies = event(next_event_++);
-  RINGLAB_CUDA_CHECK(cudaEventRecord(copies, transport_->stream()));
-  RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, copies, 0));
+  for (Stream copies : transport_->streams()) {
+    Event done = event(next_event_++);
+    RINGLAB_CUDA_CHECK(cudaEventRecord(done, copies));
+    RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
+  }
 }
 
 namespace {
@@ -693,16 +725,21 @@ std::vector<detail::RingRank*> pointers(const std::vector<std::unique_ptr<detail
 }
 }  // namespace
 
-void VirtualRing::forward() {
-  const auto start = begin_pass();
-  detail::ring_forward(*problem_, pointers(ranks_), *transport_, start);
-  end_pass();
-}
+void VirtualRing::forward(RingPassOptions options) { run(true, options); }
+void VirtualRing::backward(RingPassOptions options) { run(false, options); }
 
-void VirtualRing::backward() {
-  const auto start = begin_pass();
-  detail::ring_backward(*problem_, pointers(ranks_), *transport_, start);
-  end_pass();
+// options.repeat passes back to back: each waits for the previous one's end on the compute stream.
+void VirtualRing::run(bool forward, const RingPassOptions& options) {
+  if (options.repeat < 1) throw ConfigError("repeat", std::to_string(options.repeat), "at least 1 pass");
+  detail::PassOptions pass;
+  pass.compute = options.compute;
+  pass.transfer = options.transfer;
+  for (int i = 0; i < options.repeat; ++i) {
+    const auto start = begin_pass();
+    if (forward) detail::ring_forward(*problem_, pointers(ranks_), *transport_, start, pass);
+    else detail::ring_backward(*problem_, pointers(ranks_), *transport_, start, pass);
+    end_pass();
+  }
 }
 
 // Each rank's query rows where it reports them (RingProblem::reports_queries), and its own chunk's dK, dV.

@@ -32,6 +32,7 @@
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/dtype.hpp"
 #include "ringlab/gpu/memory.hpp"
+#include "ringlab/gpu/ring.hpp"
 #include "ringlab/gpu/tensor.hpp"
 #include "ringlab/positions.hpp"
 
@@ -99,18 +100,6 @@ class NcclCommunicator {
   explicit NcclCommunicator(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
   friend class NcclRing;
-};
-
-// What one call of NcclRing::forward / backward runs.
-struct RingPassOptions {
-  bool compute = true;   // false: no kernels (the benchmark's transfers-only pass)
-  bool transfer = true;  // false: no transfers (compute only; the results are wrong)
-  int repeat = 1;        // passes enqueued back to back and waited for once (benchmarks: no host gaps)
-};
-
-// Timing the ring measured with CUDA events on the rank's stream: the mean of the `repeat` passes.
-struct RingPassTiming {
-  double milliseconds = 0;
 };
 
 // One rank of a ring of comm.size() GPUs for `config` (config.ring must equal comm.size()).

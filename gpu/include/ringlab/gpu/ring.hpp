@@ -3,7 +3,8 @@
 //
 //   Transport     a round of hops: every rank sends to rank + 1 and receives from rank − 1, asynchronously on
 //                 the transport's stream, ordered after events (as ncclGroupStart / ncclGroupEnd).
-//   CopyTransport P virtual devices on one GPU: cudaMemcpyAsync device-to-device on one copy stream.
+//   CopyTransport P virtual devices on one GPU: device-to-device copies on one copy stream (IntraGpuCopies says
+//                 how: the driver's choice, or asking it to keep the copies off the SMs).
 //   VirtualRing   P virtual devices on one GPU, each with its own buffers (Q shard, own K/V, two K/V rotation
 //                 buffers, fp32 O accumulator reused as dQ, travelling fp32 dK/dV accumulators and a step
 //                 partial): the per-device memory of a real ring (docs/simulator.md §Memory).
@@ -71,30 +72,52 @@ class Transport {
   virtual void begin_pass() {}  // a pass starts: event pools may be reused
 };
 
-// P virtual devices on one GPU: device-to-device cudaMemcpyAsync on one copy stream. Every rank must post
-// in every round (each copy needs the sender's and the receiver's `ready`).
+// What one call of VirtualRing or NcclRing forward / backward runs.
+struct RingPassOptions {
+  bool compute = true;   // false: no kernels (the benchmark's transfers-only pass)
+  bool transfer = true;  // false: no transfers (compute only; the results are wrong)
+  int repeat = 1;        // passes enqueued back to back and waited for once (benchmarks: no host gaps)
+};
+
+// Timing the ring measured with CUDA events on the rank's stream: the mean of the `repeat` passes.
+struct RingPassTiming {
+  double milliseconds = 0;
+};
+
+// How a copy between two buffers of the same GPU runs. The driver may run a same-GPU copy as a kernel on the
+// SMs, where it takes multiprocessors from the attention kernels of the other virtual devices (which real
+// GPUs' copies over NVLink never do). overlap_with_compute asks it (cudaMemcpyBatchAsync with
+// cudaMemcpyFlagPreferOverlapWithCompute, a hint) to use the copy engines instead.
+enum class IntraGpuCopies { driver_default, overlap_with_compute };
+
+// P virtual devices on one GPU: device-to-device copies, those into rank p's buffers on copy stream p, after
+// the sender's and rank p's `ready` only, and rank p's arrival event after them: each link waits for its own two
+// ends, as the links of real GPUs do (one stream and one event for all made every round wait for the slowest
+// device). Every rank must post in every round.
 class CopyTransport final : public Transport {
  public:
-  explicit CopyTransport(int ring_size);
+  explicit CopyTransport(int ring_size, IntraGpuCopies copies = IntraGpuCopies::driver_default);
   ~CopyTransport() override;
   CopyTransport(const CopyTransport&) = delete;
   CopyTransport& operator=(const CopyTransport&) = delete;
   int size() const override { return ring_size_; }
-  Stream stream() const { return stream_; }
+  std::span<const Stream> streams() const { return streams_; }  // [receiving rank]
   void post(int rank, std::span<const Hop> hops, Event ready) override;
   void flush() override;
   Event arrived(int rank) override;
-  void begin_pass() override { next_event_ = 0; }
+  // A pass starts after the previous one's copies (VirtualRing orders them): the event pool is reused.
+  void begin_pass() override;
 
  private:
   int ring_size_;
-  Stream stream_ = nullptr;
+  IntraGpuCopies copies_;
+  std::vector<Stream> streams_;           // [receiving rank]
   std::vector<std::vector<Hop>> posted_;  // [rank]
   std::vector<Event> ready_;              // [rank]
   std::vector<bool> has_posted_;
-  std::vector<Event> events_;
+  std::vector<Event> events_;             // pool, reused each pass
   std::size_t next_event_ = 0;
-  Event last_ = nullptr;
+  std::vector<Event> arrived_;            // [rank]: the last round's copies into the rank
 };
 
 namespace detail {
@@ -107,7 +130,8 @@ class VirtualRing {
  public:
   // config: validated AttentionConfig (ring, layout, causal/window, GQA); dtype of Q, K, V, O, dO;
   // gradients: the precision dK, dV come home in (ringlab/gpu/dtype.hpp).
-  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input);
+  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input,
+              IntraGpuCopies copies = IntraGpuCopies::driver_default);
   ~VirtualRing();
   VirtualRing(const VirtualRing&) = delete;
   VirtualRing& operator=(const VirtualRing&) = delete;
@@ -124,8 +148,10 @@ class VirtualRing {
   void poison();
   void load_output_gradient(ConstDeviceTensor dout);  // [B, N, H, D]
 
-  void forward();   // every device's (O, LSE) over all P steps
-  void backward();  // every device's dQ (fp32) and its own chunk's dK, dV, after forward()
+  // options: as NcclRing's (compute-only and transfers-only passes for benchmarks, repeats); time them with
+  // events on compute_stream().
+  void forward(RingPassOptions options = {});   // every device's (O, LSE) over all P steps
+  void backward(RingPassOptions options = {});  // every device's dQ (fp32) and its own chunk's dK, dV, after forward()
 
   // Gathered back into whole tensors: out [B, N, H, D] (dtype), lse [B, H, N] fp32;
   // dq [B, N, H, D], dk, dv [B, N, Hkv, D] fp32 (dK, dV widened from the dtype under
@@ -146,6 +172,7 @@ class VirtualRing {
   std::size_t next_event_ = 0;
 
   Event event(std::size_t index);
+  void run(bool forward, const RingPassOptions& options);
   std::vector<Event> begin_pass();
   void end_pass();
 };
