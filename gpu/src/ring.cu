@@ -560,8 +560,8 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
 
 // ---- CopyTransport ----------------------------------------------------------------------------------------
 
-CopyTransport::CopyTransport(int ring_size, IntraGpuCopies copies)
-    : ring_size_(ring_size), copies_(copies), posted_(ring_size), ready_(ring_size, nullptr),
+CopyTransport::CopyTransport(int ring_size)
+    : ring_size_(ring_size), posted_(ring_size), ready_(ring_size, nullptr),
       has_posted_(ring_size, false), arrived_(ring_size, nullptr) {
   for (int p = 0; p < ring_size; ++p) {
     cudaStream_t stream = nullptr;
@@ -589,10 +589,11 @@ void CopyTransport::flush() {
   for (int p = 0; p < ring_size_; ++p)
     if (!has_posted_[p])
       throw Error("internal error: CopyTransport::flush: rank " + std::to_string(p) + " posted nothing this round");
-  // Copy stream q + 1 only ever copies out of rank q, so its latest event covers every earlier copy out of q:
-  // a copy into rank `to` also waits for that event of the previous rounds (out of `to` on stream to + 1), so
-  // that it never overwrites a buffer that is still being sent on.
+  // Copy stream q + 1 copies out of rank q, and its last arrival event covers every earlier copy out of q: a
+  // copy into rank `to` also waits for that event of the previous rounds (stream to + 1), so that it never
+  // overwrites a buffer that is still being sent on.
   const std::vector<Event> sent_before = arrived_;  // [rank + 1]
+  std::vector<Event> link_done(static_cast<std::size_t>(ring_size_));  // [receiving rank]: this round's copies
   for (int from = 0; from < ring_size_; ++from) {
     const int to = (from + 1) % ring_size_;
     if (posted_[from].size() != posted_[to].size())
@@ -601,9 +602,6 @@ void CopyTransport::flush() {
     const cudaStream_t stream = streams_[to];
     for (Event before : {ready_[from], ready_[to], sent_before[(to + 1) % ring_size_]})
       if (before) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream, before, 0));
-    std::vector<void*> destinations;  // this link's copies: [copy]
-    std::vector<const void*> sources;
-    std::vector<std::size_t> sizes;
     for (std::size_t h = 0; h < posted_[from].size(); ++h) {
       const Hop& send = posted_[from][h];
       const Hop& receive = posted_[to][h];
@@ -611,32 +609,29 @@ void CopyTransport::flush() {
         throw Error("internal error: CopyTransport::flush: rank " + std::to_string(from) + " sends " +
                     std::to_string(send.send_bytes) + " bytes, rank " + std::to_string(to) + " expects " +
                     std::to_string(receive.recv_bytes));
-      if (send.send_bytes == 0) continue;
-      destinations.push_back(receive.recv);
-      sources.push_back(send.send);
-      sizes.push_back(send.send_bytes);
+      if (send.send_bytes > 0)
+        RINGLAB_CUDA_CHECK(cudaMemcpyAsync(receive.recv, send.send, send.send_bytes, cudaMemcpyDeviceToDevice, stream));
     }
-    if (copies_ == IntraGpuCopies::driver_default) {
-      for (std::size_t c = 0; c < sizes.size(); ++c)
-        RINGLAB_CUDA_CHECK(cudaMemcpyAsync(destinations[c], sources[c], sizes[c], cudaMemcpyDeviceToDevice, stream));
-    } else if (!sizes.empty()) {
-      // One attribute for every copy: sources read in stream order (after the waits above), copy engines preferred.
-      cudaMemcpyAttributes attributes{};
-      attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
-      attributes.flags = cudaMemcpyFlagPreferOverlapWithCompute;
-      std::size_t first_copy = 0;
-      RINGLAB_CUDA_CHECK(cudaMemcpyBatchAsync(destinations.data(), sources.data(), sizes.data(), sizes.size(),
-                                              &attributes, &first_copy, 1, stream));
-    }
-    if (next_event_ == events_.size()) {
-      cudaEvent_t e = nullptr;
-      RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-      events_.push_back(e);
-    }
-    arrived_[to] = events_[next_event_++];
-    RINGLAB_CUDA_CHECK(cudaEventRecord(arrived_[to], stream));
+    link_done[to] = pooled_event();
+    RINGLAB_CUDA_CHECK(cudaEventRecord(link_done[to], stream));
+  }
+  // A rank's arrival covers its sends as well as its receives (the drivers rely on it: Transport::arrived).
+  for (int rank = 0; rank < ring_size_; ++rank) {
+    const cudaStream_t stream = streams_[rank];
+    RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream, link_done[(rank + 1) % ring_size_], 0));
+    arrived_[rank] = pooled_event();
+    RINGLAB_CUDA_CHECK(cudaEventRecord(arrived_[rank], stream));
   }
   std::fill(has_posted_.begin(), has_posted_.end(), false);
+}
+
+Event CopyTransport::pooled_event() {
+  if (next_event_ == events_.size()) {
+    cudaEvent_t e = nullptr;
+    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    events_.push_back(e);
+  }
+  return events_[next_event_++];
 }
 
 void CopyTransport::begin_pass() {
@@ -648,10 +643,10 @@ Event CopyTransport::arrived(int rank) { return arrived_.at(static_cast<std::siz
 
 // ---- VirtualRing ------------------------------------------------------------------------------------------
 
-VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients, IntraGpuCopies copies)
+VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients)
     : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")) {
   for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
-  transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size, copies);
+  transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
   // A blocking stream: ordered with the legacy default stream, so synchronous uploads/downloads and
   // DeviceBuffer::fill before load() and after gather_*() need no extra synchronisation.
   cudaStream_t stream = nullptr;

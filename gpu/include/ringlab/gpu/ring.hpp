@@ -3,8 +3,7 @@
 //
 //   Transport     a round of hops: every rank sends to rank + 1 and receives from rank − 1, asynchronously on
 //                 the transport's stream, ordered after events (as ncclGroupStart / ncclGroupEnd).
-//   CopyTransport P virtual devices on one GPU: device-to-device copies on one copy stream (IntraGpuCopies says
-//                 how: the driver's choice, or asking it to keep the copies off the SMs).
+//   CopyTransport P virtual devices on one GPU: device-to-device cudaMemcpyAsync, a copy stream per link.
 //   VirtualRing   P virtual devices on one GPU, each with its own buffers (Q shard, own K/V, two K/V rotation
 //                 buffers, fp32 O accumulator reused as dQ, travelling fp32 dK/dV accumulators and a step
 //                 partial): the per-device memory of a real ring (docs/simulator.md §Memory).
@@ -84,19 +83,13 @@ struct RingPassTiming {
   double milliseconds = 0;
 };
 
-// How a copy between two buffers of the same GPU runs. The driver may run a same-GPU copy as a kernel on the
-// SMs, where it takes multiprocessors from the attention kernels of the other virtual devices (which real
-// GPUs' copies over NVLink never do). overlap_with_compute asks it (cudaMemcpyBatchAsync with
-// cudaMemcpyFlagPreferOverlapWithCompute, a hint) to use the copy engines instead.
-enum class IntraGpuCopies { driver_default, overlap_with_compute };
-
 // P virtual devices on one GPU: device-to-device copies, those into rank p's buffers on copy stream p, after
 // the sender's and rank p's `ready` only, and rank p's arrival event after them: each link waits for its own two
 // ends, as the links of real GPUs do (one stream and one event for all made every round wait for the slowest
 // device). Every rank must post in every round.
 class CopyTransport final : public Transport {
  public:
-  explicit CopyTransport(int ring_size, IntraGpuCopies copies = IntraGpuCopies::driver_default);
+  explicit CopyTransport(int ring_size);
   ~CopyTransport() override;
   CopyTransport(const CopyTransport&) = delete;
   CopyTransport& operator=(const CopyTransport&) = delete;
@@ -110,14 +103,15 @@ class CopyTransport final : public Transport {
 
  private:
   int ring_size_;
-  IntraGpuCopies copies_;
   std::vector<Stream> streams_;           // [receiving rank]
   std::vector<std::vector<Hop>> posted_;  // [rank]
   std::vector<Event> ready_;              // [rank]
   std::vector<bool> has_posted_;
   std::vector<Event> events_;             // pool, reused each pass
   std::size_t next_event_ = 0;
-  std::vector<Event> arrived_;            // [rank]: the last round's copies into the rank
+  std::vector<Event> arrived_;            // [rank]: the last round's copies into and out of the rank
+
+  Event pooled_event();
 };
 
 namespace detail {
@@ -130,8 +124,7 @@ class VirtualRing {
  public:
   // config: validated AttentionConfig (ring, layout, causal/window, GQA); dtype of Q, K, V, O, dO;
   // gradients: the precision dK, dV come home in (ringlab/gpu/dtype.hpp).
-  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input,
-              IntraGpuCopies copies = IntraGpuCopies::driver_default);
+  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input);
   ~VirtualRing();
   VirtualRing(const VirtualRing&) = delete;
   VirtualRing& operator=(const VirtualRing&) = delete;
