@@ -4,6 +4,9 @@
   ncu --clock-control none -k regex:fast_ --launch-count 2 --section SpeedOfLight --section WarpStateStats \
       python3 bench/gpu/profile_one.py --lib build/gpu/gpu/libringlab_gpu_capi.so --heads 16 --dim 128 --seq 16384
 
+--baselines also runs PyTorch SDPA's forward with its flash and cuDNN backends on the same inputs, so that one
+profile holds the three forward kernels side by side (filter them with -k regex:"hopper_forward|flash|sdpa").
+
 Same inputs and calls as bench_attention.py (B = 1, bf16, [B, N, H, D]).
 """
 import argparse
@@ -23,6 +26,7 @@ def main():
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--seq", type=int, default=16384)
     parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--baselines", action="store_true", help="also SDPA forward (flash, then cuDNN)")
     args = parser.parse_args()
     lib = Ringlab(args.lib)
     b, n, h, d = 1, args.seq, args.heads, args.dim
@@ -35,6 +39,13 @@ def main():
     dq16, dk16, dv16 = (torch.empty_like(q) for _ in range(3))
     lib.forward(q, k, v, out, lse, band)
     lib.backward(q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band)
+    if args.baselines:
+        import torch.nn.functional as F
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION):
+            with sdpa_kernel(backend):
+                F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                               is_causal=args.causal)
     torch.cuda.synchronize()
     print("done", tuple(out.shape))
 

@@ -7,8 +7,10 @@
 //
 //   grid: (query tiles, H, B), heaviest query tiles first; block: 3 warpgroups (384 threads), BlockM = 128
 //   query rows, BlockN = 128 keys per step. Shared memory (128-byte swizzle, the layout wgmma's descriptors
-//   read, tiles.cuh Swizzle128Blocks): Q [128][D], and K, V [128][D] twice (two stages), plus mbarriers.
-//   Producer (warpgroup 0, 40 registers by setmaxnreg): cp.async of Q, then K_t and V_t into stage t mod 2
+//   read, tiles.cuh Swizzle128Blocks): Q [128][D], and K, V [128][D] in S stages (as many as fit: 3 at D = 128,
+//   4 at D = 64; 3 rather than 2 took 3 % fewer cycles at D = 128, bench/results/gpu-forward-stages-2026-11-23-H100.md),
+//   plus mbarriers.
+//   Producer (warpgroup 0, 40 registers by setmaxnreg): cp.async of Q, then K_t and V_t into stage t mod S
 //     once both consumers released that stage, by TMA (one thread, one instruction per 64 columns: tma.cuh)
 //     where the tile lies in one run of rows, else by cp.async; either way the stage's `full` mbarrier
 //     completes when the tile has landed (the same row maps as every kernel: strided dilation, zigzag/striped
@@ -29,6 +31,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <atomic>
 #include <type_traits>
 
@@ -60,15 +63,19 @@ struct HopperTraits {
                 "setmaxnreg budgets exceed the block's registers");
   static constexpr int kTileBytesQ = kBlockM * HeadDim * 2;
   static constexpr int kTileBytesKV = kBlockN * HeadDim * 2;
-  // Q, then K stage 0, K stage 1, V stage 0, V stage 1; +1024 to align the start to the swizzle's 1024 bytes.
-  static constexpr int kSharedBytes = kTileBytesQ + 4 * kTileBytesKV + 1024;
+  // K/V stages: as many as the 227 KiB of shared memory a block may have hold beside Q (3 at D = 128).
+  static constexpr int kStages = std::min(4, (227 * 1024 - 1024 - 1024 - kTileBytesQ) / (2 * kTileBytesKV));
+  // Q, then K stages 0 .. S − 1, V stages 0 .. S − 1; +1024 to align the start to the swizzle's 1024 bytes.
+  static constexpr int kSharedBytes = kTileBytesQ + 2 * kStages * kTileBytesKV + 1024;
+  static_assert(kStages >= 2, "the pipeline needs two K/V stages");
   static_assert(HeadDim % 64 == 0, "the 128-byte swizzle holds 64 values per row");
   static_assert(kConsumers == 2, "the consumers take turns in pairs");
 };
 
 // The mbarriers of one block: Q landed; K/V stage s landed (full) or released by both consumers (empty).
+template <int Stages>
 struct Barriers {
-  unsigned long long q_full, k_full[2], v_full[2], k_empty[2], v_empty[2];
+  unsigned long long q_full, k_full[Stages], v_full[Stages], k_empty[Stages], v_empty[Stages];
 };
 
 // `keys` / `values`: TMA descriptors of K and V for the key row steps of this launch's heads (tma.cuh); a tile
@@ -89,11 +96,12 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   extern __shared__ unsigned char shared_raw[];
   unsigned char* shared = shared_raw + ((1024 - ptx::shared_address(shared_raw) % 1024) % 1024);
   const std::uint32_t sQ = ptx::shared_address(shared);
-  const std::uint32_t sK = sQ + Traits::kTileBytesQ, sV = sK + 2 * Traits::kTileBytesKV;
+  constexpr int S = Traits::kStages;
+  const std::uint32_t sK = sQ + Traits::kTileBytesQ, sV = sK + S * Traits::kTileBytesKV;
 
   const i64 h = blockIdx.y, b = blockIdx.z;
   __shared__ SharedBlockPlan plan_storage;
-  __shared__ Barriers barriers;
+  __shared__ Barriers<S> barriers;
   // Heavy (late) query tiles first: causal blocks finish together.
   const i64 tile = static_cast<i64>(gridDim.x) - 1 - blockIdx.x;
   if (head_lacks_tile(p, h, tile, BM, true)) return;  // (not in the timeline either)
@@ -105,7 +113,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   publish_plan(plan_storage, p, b, h, tile, BM, BN, true);
   if (threadIdx.x == 0) {
     ptx::mbarrier_init(ptx::shared_address(&barriers.q_full), 128);
-    for (int stage = 0; stage < 2; ++stage) {
+    for (int stage = 0; stage < S; ++stage) {
       ptx::mbarrier_init(ptx::shared_address(&barriers.k_full[stage]), 128);  // the producer's 128 threads
       ptx::mbarrier_init(ptx::shared_address(&barriers.v_full[stage]), 128);
       ptx::mbarrier_init(ptx::shared_address(&barriers.k_empty[stage]), kConsumerThreads);
@@ -124,11 +132,13 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
   const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
-  auto stage_barrier = [&](unsigned long long (&barrier)[2], int t) { return ptx::shared_address(&barrier[t & 1]); };
+  // Tile t uses stage t mod S; the phase of its barriers' use is ⌊t / S⌋ mod 2.
+  auto stage_barrier = [&](unsigned long long (&barrier)[S], int t) { return ptx::shared_address(&barrier[t % S]); };
+  auto phase = [](int t) { return (t / S) & 1; };
 
   if (threadIdx.x < 128) {
-    // Producer warpgroup: copies Q, then K_t and V_t into stage t mod 2 once both consumers released the
-    // stage's previous tile (t − 2). Each of its 128 threads arrives once on the stage's full barrier per
+    // Producer warpgroup: copies Q, then K_t and V_t into stage t mod S once both consumers released the
+    // stage's previous tile (t − S). Each of its 128 threads arrives once on the stage's full barrier per
     // tile. A tile inside one run whose row step has a descriptor is one TMA copy by thread 0, which also
     // announces the bytes that must land before the phase ends; any other tile is copied by cp.async, each
     // thread's arrival waiting for its own copies (tiles.cuh).
@@ -153,11 +163,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
       }
     };
     for (int t = 0; t < tiles; ++t) {
-      const int stage = t & 1;
+      const int stage = t % S;
       const i64 first = static_cast<i64>(j_begin + t) * BN;
-      if (t >= 2) ptx::mbarrier_wait(stage_barrier(barriers.k_empty, t), ((t >> 1) & 1) ^ 1);
+      if (t >= S) ptx::mbarrier_wait(stage_barrier(barriers.k_empty, t), phase(t) ^ 1);
       copy(keys, key_rows, sK + stage * Traits::kTileBytesKV, stage_barrier(barriers.k_full, t), first);
-      if (t >= 2) ptx::mbarrier_wait(stage_barrier(barriers.v_empty, t), ((t >> 1) & 1) ^ 1);
+      if (t >= S) ptx::mbarrier_wait(stage_barrier(barriers.v_empty, t), phase(t) ^ 1);
       copy(values, value_rows, sV + stage * Traits::kTileBytesKV, stage_barrier(barriers.v_full, t), first);
     }
     ptx::cp_async_wait<0>();
@@ -263,11 +273,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     softmax(0, correction);  // O is still 0: nothing to rescale
     p_to_registers();
     for (int t = 1; t < tiles; ++t) {
-      wait_landed(stage_barrier(barriers.k_full, t), (t >> 1) & 1);
-      wait_landed(stage_barrier(barriers.v_full, t - 1), ((t - 1) >> 1) & 1);
+      wait_landed(stage_barrier(barriers.k_full, t), phase(t));
+      wait_landed(stage_barrier(barriers.v_full, t - 1), phase(t - 1));
       begin_turn();
-      issue_scores(t & 1);
-      issue_output((t - 1) & 1);
+      issue_scores(t % S);
+      issue_output((t - 1) % S);
       end_turn();
       wgmma::wait_group<1>();  // S_t (the older group) is done; O += P_{t−1}·V_{t−1} may still run
       ScoreMma::fence_operands(s[0]);
@@ -279,9 +289,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
       if (rescale) rescale_output(acc_o, correction);
       p_to_registers();
     }
-    wait_landed(stage_barrier(barriers.v_full, tiles - 1), ((tiles - 1) >> 1) & 1);
+    wait_landed(stage_barrier(barriers.v_full, tiles - 1), phase(tiles - 1));
     begin_turn();
-    issue_output((tiles - 1) & 1);
+    issue_output((tiles - 1) % S);
     end_turn();
     wgmma::wait_group<0>();
     fence_registers();
