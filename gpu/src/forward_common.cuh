@@ -41,24 +41,7 @@ __device__ __forceinline__ void zero(float (&acc)[MT][DT][4]) {
 //   softmax_scores: m' = max(m, rowmax S), P = 2^{(S − m')·τ·log2 e} (in place of S),
 //                   ℓ' = 2^{(m − m')·τ·log2 e}·ℓ + rowsum P; returns whether any row of the warp changed m.
 //   rescale_output: O ← 2^{(m − m')·τ·log2 e}·O (skipped when no row changed: the factor is exactly 1).
-// EXPERIMENT (measured slower, reverted by the next commit: bench/results/gpu-forward-stages-2026-11-23-H100.md).
-// 2^x on the FMA pipes, for x ≤ 0 of an unmasked score: round x to j, 2^(x − j) by a degree-5 polynomial on
-// [−1/2, 1/2] (fitted to relative error, 2.3·10⁻⁷ in fp32), then j added to the exponent; x clamped at −125.
-__device__ __forceinline__ float ex2_on_fma_pipes(float x) {
-  x = fmaxf(x, -125.0f);
-  const float shifted = x + 12582912.0f;  // 1.5·2²³: j = round(x) lands in the low bits of the significand
-  const float f = x - (shifted - 12582912.0f);
-  float p = 1.3266970636323094e-3f;
-  p = fmaf(p, f, 9.675459936261177e-3f);
-  p = fmaf(p, f, 5.550742521882057e-2f);
-  p = fmaf(p, f, 0.24022121727466583f);
-  p = fmaf(p, f, 0.6931469440460205f);
-  p = fmaf(p, f, 1.0000001192092896f);
-  return __int_as_float(__float_as_int(p) + (__float_as_int(shifted) << 23));
-}
-
-// SplitExponentials: a third of the exponentials (n8 tiles nt ≡ 2 mod 3) on the FMA pipes, for unmasked tiles.
-template <int MT, int NT, bool SplitExponentials = false>
+template <int MT, int NT>
 __device__ __forceinline__ bool softmax_scores(float (&s)[MT][NT][4], SoftmaxRows<MT>& rows, float scale_log2,
                                                float (&correction)[MT][2]) {
   bool rescale = false;
@@ -83,8 +66,7 @@ __device__ __forceinline__ bool softmax_scores(float (&s)[MT][NT][4], SoftmaxRow
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           float& x = s[mt][nt][2 * half + e];
-          const float exponent = fmaf(x, scale_log2, -scaled_max);
-          x = SplitExponentials && nt % 3 == 2 ? ex2_on_fma_pipes(exponent) : ptx::ex2(exponent);
+          x = ptx::ex2(fmaf(x, scale_log2, -scaled_max));
           sum += x;
         }
       rows.sum[mt][half] = rows.sum[mt][half] * correction[mt][half] + sum;

@@ -232,16 +232,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   // Mask S_t if its tile is partial, then its half of the online softmax (P_t in s; O untouched).
   auto softmax = [&](int t, float (&correction)[1][2]) {
     const int j = j_begin + t;
-    const bool partial = j < plan.full_begin || j >= plan.full_end || static_cast<i64>(j + 1) * BN > view.k.rows;
-    if (partial) {
+    if (j < plan.full_begin || j >= plan.full_end || static_cast<i64>(j + 1) * BN > view.k.rows) {
       i64 k_min, k_max;
       tile_positions(view.k, j, BN, k_min, k_max);
       const TileClass tile =
           classify(view, plan.span, /*span_of_query=*/true, plan.fixed_min, plan.fixed_max, k_min, k_max);
       mask_scores<1, NT>(s, view, plan.fixed_begin + warp_row, static_cast<i64>(j) * BN, lane, tile.band_only);
     }
-    return partial ? softmax_scores<1, NT, false>(s, rows, p.scale_log2, correction)
-                   : softmax_scores<1, NT, true>(s, rows, p.scale_log2, correction);
+    return softmax_scores(s, rows, p.scale_log2, correction);
   };
   auto p_to_registers = [&] {
 #pragma unroll
