@@ -192,11 +192,18 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   constexpr bool kSplitKeys = Traits::kDqSplitsKeys;
   constexpr int kDqSteps = kSplitKeys ? 64 / 16 : BN / 16;
   const int dq_first_key = kSplitKeys ? consumer * 64 : 0;
-  auto kv_rows = [&](std::uint32_t tile, int kk) { return wgmma::k_major(tile, BN, consumer * 64, kk); };
-  auto q_cols = [&](std::uint32_t tile, int kk) { return wgmma::k_major(tile, BM, 0, kk); };
-  auto q_sum = [&](std::uint32_t tile, int kk) { return wgmma::mn_major(tile, BM, 0, kk); };
-  auto ds_sum = [&](std::uint32_t tile, int kk) { return wgmma::mn_major(tile, BN, dq_first_key, kk); };
-  auto k_sum = [&](int kk) { return wgmma::mn_major(sK, BN, dq_first_key, kk, kSplitKeys ? 0 : consumer); };
+  // (Step kk's descriptor as step 0's plus a constant, wgmma.cuh: step 0's is the same for every kk of a loop.)
+  auto kv_rows = [&](std::uint32_t tile, int kk) {
+    return wgmma::k_major_step<BN>(wgmma::k_major(tile, BN, consumer * 64, 0), kk);
+  };
+  auto q_cols = [&](std::uint32_t tile, int kk) { return wgmma::k_major_step<BM>(wgmma::k_major(tile, BM, 0, 0), kk); };
+  auto q_sum = [&](std::uint32_t tile, int kk) { return wgmma::mn_major_step(wgmma::mn_major(tile, BM, 0, 0), kk); };
+  auto ds_sum = [&](std::uint32_t tile, int kk) {
+    return wgmma::mn_major_step(wgmma::mn_major(tile, BN, dq_first_key, 0), kk);
+  };
+  auto k_sum = [&](int kk) {
+    return wgmma::mn_major_step(wgmma::mn_major(sK, BN, dq_first_key, 0, kSplitKeys ? 0 : consumer), kk);
+  };
   const int dq_column = kSplitKeys ? 0 : consumer * 64;  // of this consumer's part
   const std::uint32_t dq_staging = sdQ + (kSplitKeys ? consumer * Traits::kTileBytesDq : 0);
   const bool issues_dq = consumer_thread < BM;  // one bulk reduction per query row and consumer

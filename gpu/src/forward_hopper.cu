@@ -184,14 +184,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   if (recorder) record(p, kTiles, tiles | (p.accumulate != nullptr ? 1ull << 32 : 0));  // bit 32: merging
 
   // Descriptors (wgmma.cuh). Q and K are K-major (D contiguous, the sum of S = Q·Kᵀ runs along it); V is
-  // MN-major for O += P·V (D contiguous, the sum runs over keys, down its rows).
-  auto q_descriptor = [&](int kk) { return wgmma::k_major(sQ, BM, consumer * 64, kk); };
-  auto k_descriptor = [&](int stage, int kk) {
-    return wgmma::k_major(sK + stage * Traits::kTileBytesKV, BN, 0, kk);
-  };
-  auto v_descriptor = [&](int stage, int kk) {
-    return wgmma::mn_major(sV + stage * Traits::kTileBytesKV, BN, 0, kk);
-  };
+  // MN-major for O += P·V (D contiguous, the sum runs over keys, down its rows). Built once, for step 0 of
+  // stage 0; a stage and a k16 step are constant offsets of the address field.
+  const std::uint64_t q_step0 = wgmma::k_major(sQ, BM, consumer * 64, 0);
+  const std::uint64_t k_step0 = wgmma::k_major(sK, BN, 0, 0), v_step0 = wgmma::mn_major(sV, BN, 0, 0);
+  constexpr std::uint64_t kStageOffset = Traits::kTileBytesKV >> 4;  // one stage, in the field's 16-byte units
 
   float acc_o[1][DT][4];
   zero(acc_o);
@@ -218,15 +215,18 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
     wgmma::fence_proxy_async();  // the copies (generic proxy) before wgmma's reads (async proxy)
   };
   auto issue_scores = [&](int stage) {
+    const std::uint64_t k_stage = k_step0 + stage * kStageOffset;
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) ScoreMma::ss(s[0], q_descriptor(kk), k_descriptor(stage, kk), kk > 0);
+    for (int kk = 0; kk < D / 16; ++kk)
+      ScoreMma::ss(s[0], wgmma::k_major_step<BM>(q_step0, kk), wgmma::k_major_step<BN>(k_stage, kk), kk > 0);
     wgmma::commit_group();
   };
   auto issue_output = [&](int stage) {
+    const std::uint64_t v_stage = v_step0 + stage * kStageOffset;
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], v_descriptor(stage, kk), 1);
+    for (int kk = 0; kk < BN / 16; ++kk) OutputMma::rs(acc_o[0], a[kk], wgmma::mn_major_step(v_stage, kk), 1);
     wgmma::commit_group();
   };
   // Mask S_t if its tile is partial, then its half of the online softmax (P_t in s; O untouched).
