@@ -353,7 +353,9 @@ TEST_CASE("gpu::VirtualRing: runs and repeated passes give the same results", "[
   const Inputs in{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
   const Expected expected = expected_for(causal, in, dtype);
   const auto input = gpu::GradientPrecision::input;
-  for (auto [ring_size, layout] : {std::pair{3, Layout::zigzag}, std::pair{4, Layout::striped}}) {
+  // P = 6 contiguous causal: the devices' work differs sixfold, so a device runs ahead of its neighbour and the
+  // copy streams' ordering is exercised (a copy out of a device must wait for the copy into it).
+  for (auto [ring_size, layout] : {std::pair{3, Layout::zigzag}, std::pair{6, Layout::contiguous}}) {
     const std::string name = "P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(causal);
     const Outputs first = run_ring(causal, ring_size, layout, in, dtype);
     compare(name, dtype, first, expected);

@@ -589,10 +589,11 @@ void CopyTransport::flush() {
   for (int p = 0; p < ring_size_; ++p)
     if (!has_posted_[p])
       throw Error("internal error: CopyTransport::flush: rank " + std::to_string(p) + " posted nothing this round");
-  // Copy stream q + 1 copies out of rank q, and its last arrival event covers every earlier copy out of q: a
-  // copy into rank `to` also waits for that event of the previous rounds (stream to + 1), so that it never
-  // overwrites a buffer that is still being sent on.
-  const std::vector<Event> sent_before = arrived_;  // [rank + 1]
+  // A copy out of rank `from` also waits for the previous round's arrival at `from`: its send buffer was that
+  // round's receive buffer, and `ready` (the rank finished its previous step) does not cover the copy into it.
+  // A copy into rank `to` needs no such wait for the copies out of `to`: its stream waited for them when it
+  // recorded the previous arrival (below).
+  const std::vector<Event> arrived_before = arrived_;  // [rank]
   std::vector<Event> link_done(static_cast<std::size_t>(ring_size_));  // [receiving rank]: this round's copies
   for (int from = 0; from < ring_size_; ++from) {
     const int to = (from + 1) % ring_size_;
@@ -600,7 +601,7 @@ void CopyTransport::flush() {
       throw Error("internal error: CopyTransport::flush: ranks " + std::to_string(from) + " and " + std::to_string(to) +
                   " posted different numbers of hops");
     const cudaStream_t stream = streams_[to];
-    for (Event before : {ready_[from], ready_[to], sent_before[(to + 1) % ring_size_]})
+    for (Event before : {ready_[from], ready_[to], arrived_before[from]})
       if (before) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream, before, 0));
     for (std::size_t h = 0; h < posted_[from].size(); ++h) {
       const Hop& send = posted_[from][h];

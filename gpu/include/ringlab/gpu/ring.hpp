@@ -83,10 +83,10 @@ struct RingPassTiming {
   double milliseconds = 0;
 };
 
-// P virtual devices on one GPU: device-to-device copies, those into rank p's buffers on copy stream p, after
-// the sender's and rank p's `ready` only, and rank p's arrival event after them: each link waits for its own two
-// ends, as the links of real GPUs do (one stream and one event for all made every round wait for the slowest
-// device). Every rank must post in every round.
+// P virtual devices on one GPU: device-to-device copies, those into rank p's buffers on copy stream p, after the
+// sender's and rank p's `ready` and the sender's previous arrival; rank p's arrival event covers the copies into
+// and out of p. Each link waits for its own two ends, as the links of real GPUs do (one stream and one event for
+// all made every round wait for the slowest device). Every rank must post in every round.
 class CopyTransport final : public Transport {
  public:
   explicit CopyTransport(int ring_size);
