@@ -170,6 +170,16 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
       if (t >= S) ptx::mbarrier_wait(stage_barrier(barriers.v_empty, t), phase(t) ^ 1);
       copy(values, value_rows, sV + stage * Traits::kTileBytesKV, stage_barrier(barriers.v_full, t), first);
     }
+    // A merging block reads its rows' old O and LSE in its epilogue, from memory that other blocks and steps
+    // have long since pushed out of L2: ask for them now, S tiles before the consumers finish (one row each).
+    if (p.accumulate != nullptr && p.accumulate_step != kAccumulateFirst) {
+      const i64 query = plan.fixed_begin + threadIdx.x;
+      if (query < plan.fixed_end) {
+        const i64 row = view.q.row(query);
+        ptx::prefetch_l2(p.accumulate + plan.q_offset + row * q_stride, D * 4);
+        ptx::prefetch_line_l2(p.lse + (b * p.heads + h) * p.rows_q + row);
+      }
+    }
     ptx::cp_async_wait<0>();
     return;
   }

@@ -71,6 +71,15 @@ __device__ __forceinline__ void bulk_reduce_add_f32(float* destination, std::uin
                : "memory");
 }
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Asks for `bytes` (a multiple of 16, the address 16-byte aligned) of global memory to be brought into L2, with
+// nothing to wait for: a hint.
+__device__ __forceinline__ void prefetch_l2(const void* address, int bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(address), "r"(bytes) : "memory");
+}
+// The same for the cache line that holds `address` (any alignment).
+__device__ __forceinline__ void prefetch_line_l2(const void* address) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(address) : "memory");
+}
 // Waits until this thread's bulk operations have read their shared-memory sources (the buffer may be reused).
 __device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 // Waits until this thread's bulk operations are complete.
