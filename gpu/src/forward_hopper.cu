@@ -24,7 +24,8 @@
 //       release V_{t−1}; rescale O; P_t → registers.
 //     The two consumers take turns at issuing (named barriers): one's softmax runs during the other's
 //     products (FlashAttention-3's ping-pong).
-//   Epilogue as forward_fast.cu: O / ℓ and LSE written, or ⊕-merged into the ring's fp32 accumulator.
+//   Epilogue as forward_fast.cu: O / ℓ and LSE written, or ⊕-merged into the ring's fp32 accumulator (whose rows
+//   the producer asks into L2 once its copies are issued).
 //
 // Compiled for sm_90a only (gpu/CMakeLists.txt); hopper_kernels_loadable() says whether this process's GPU
 // can run it, and launch_fast_forward (forward_fast.cu) falls back to the mma.sync kernel otherwise.
