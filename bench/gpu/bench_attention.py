@@ -29,6 +29,7 @@ import math
 import os
 import statistics
 import platform
+import subprocess
 import sys
 
 import torch
@@ -352,6 +353,69 @@ def dilated_config(lib, h, d, n, patterns, args, rows_out):
                      f"speed-up vs gather+SDPA(flash): fwd {t_base / t_ours:.2f}x, bwd {t_base_b / t_ours_b:.2f}x" + variant_note))
 
 
+class ClockSampler:
+    """nvidia-smi's SM clock, power draw and active clock-event reasons every 200 ms while the benchmark runs.
+
+    An H100 at full tensor-core load reaches its power limit and lowers its clock (bench/results/
+    gpu-virtual-ring-links-2026-11-23-H100.md), so two tables of the same kernels can differ by what the card did;
+    the summary goes into the results file. Without nvidia-smi it records nothing and says so.
+    """
+
+    QUERY = "clocks.sm,power.draw,power.limit,clocks_event_reasons.active"
+
+    def __init__(self):
+        self.process = None
+        try:
+            props = torch.cuda.get_device_properties(torch.cuda.current_device())
+            target = ["-i", f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"]
+        except AttributeError:
+            target = ["-i", "0"]
+        try:
+            self.process = subprocess.Popen(["nvidia-smi", f"--query-gpu={self.QUERY}", "--format=csv,noheader,nounits",
+                                             "-lms", "200"] + target, stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            self.process = None
+
+    def summary(self):
+        if self.process is None:
+            return "not recorded (nvidia-smi unavailable)"
+        self.process.terminate()
+        output, _ = self.process.communicate()
+        return summarize_clock_samples(output.splitlines())
+
+
+def summarize_clock_samples(lines):
+    """One line from nvidia-smi rows 'clock MHz, draw W, limit W, 0xREASONS' (reason bit 0x4: software power cap)."""
+    clocks, draws, limit, capped = [], [], None, 0
+    for line in lines:
+        fields = [x.strip() for x in line.split(",")]
+        if len(fields) != 4:
+            continue
+        try:
+            clock, draw, limit, reasons = float(fields[0]), float(fields[1]), float(fields[2]), int(fields[3], 16)
+        except ValueError:
+            continue
+        clocks.append(clock)
+        draws.append(draw)
+        capped += bool(reasons & 0x4)
+    if not clocks:
+        return "not recorded (no samples)"
+    return (f"{len(clocks)} samples: SM clock median {statistics.median(clocks):.0f} MHz ({min(clocks):.0f}–"
+            f"{max(clocks):.0f}); power draw median {statistics.median(draws):.0f} W, highest {max(draws):.0f} W "
+            f"(limit {limit:.0f} W); software power cap active in {capped} samples ({100 * capped / len(clocks):.0f} %)")
+
+
+def results_path(folder, date, slug):
+    """bench/results/gpu-<date>-<gpu>.md, or -2, -3, ... after it: an earlier table is never overwritten."""
+    path = os.path.join(folder, f"gpu-{date}-{slug}.md")
+    run = 2
+    while os.path.exists(path):
+        path = os.path.join(folder, f"gpu-{date}-{slug}-{run}.md")
+        run += 1
+    return path
+
+
 def fmt(x):
     return "-" if x is None else f"{x:.0f}"
 
@@ -385,6 +449,7 @@ def main():
 
     lib = Ringlab(args.lib)
     gpu = torch.cuda.get_device_name()
+    clocks = ClockSampler()
     print(f"{gpu}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}", flush=True)
     rows = []
     sizes = [4096] if args.quick else [4096, 16384, 32768]
@@ -401,7 +466,9 @@ def main():
     date = datetime.date.today().isoformat()
     slug = gpu.replace("NVIDIA ", "").replace(" ", "-").replace("/", "-")
     os.makedirs(args.results, exist_ok=True)
-    path = os.path.join(args.results, f"gpu-{date}-{slug}.md")
+    path = results_path(args.results, date, slug)
+    card = clocks.summary()
+    print(f"GPU during the run: {card}")
     with open(path, "w") as f:
         f.write(f"# ringlab GPU attention vs PyTorch SDPA — {gpu}\n\n")
         f.write(f"- date: {date}\n- GPU: {gpu}\n- host: {platform.node()}\n")
@@ -409,7 +476,8 @@ def main():
         f.write(f"- commit: {os.environ.get('RINGLAB_COMMIT', 'unknown')}\n")
         f.write(f"- command: `{args.command}`\n- timing: CUDA events; {args.rounds} rounds taking ours and the baselines in turn, each round "
                 f"the median of {args.repeats} calls after 5 warm-up; the median round; "
-                "B = 1, bf16, random N(0,1) inputs shared by all implementations\n\n")
+                "B = 1, bf16, random N(0,1) inputs shared by all implementations\n")
+        f.write(f"- GPU during the run (nvidia-smi every 200 ms): {card}\n\n")
         f.write("TFLOP/s: forward 4·N²·D·H (half for causal), backward 2.5× forward (ours includes δ, zeroing and "
                 "converting the fp32 gradients to bf16). Dilated rows: useful FLOPs Σ 4·(N/r)·(w/r)·D per head, "
                 "`fwd flash` column = gather + SDPA(flash) + scatter baseline.\n\n")
