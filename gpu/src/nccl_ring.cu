@@ -668,13 +668,9 @@ struct NcclRing::Impl {
       throw RingFault("rank " + std::to_string(comm.rank()) +
                       ": the communicator was aborted by an earlier fault; create a new NcclCommunicator and ring");
     RINGLAB_CUDA_CHECK(cudaSetDevice(comm.device()));
-    if (pass_options.repeat < 1)
-      throw ConfigError("repeat", std::to_string(pass_options.repeat), "at least 1 pass");
+    detail::PassOptions options = detail::pass_options(pass_options);  // (throws on a repeat below 1)
     const std::string pass = forward ? "forward" : "backward";
     board.beat(pass, 0, true);  // one write per call (not per pass of a repeat)
-    detail::PassOptions options;
-    options.compute = pass_options.compute;
-    options.transfer = pass_options.transfer;
     if (forward && inject_action) {
       const int at = inject_step;
       auto* action = inject_action;

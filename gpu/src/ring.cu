@@ -100,6 +100,14 @@ RingProblem::RingProblem(const AttentionConfig& config_in, DType dtype_in, Gradi
   }
 }
 
+PassOptions pass_options(const RingPassOptions& options) {
+  if (options.repeat < 1) throw ConfigError("repeat", std::to_string(options.repeat), "at least 1 pass");
+  PassOptions pass;
+  pass.compute = options.compute;
+  pass.transfer = options.transfer;
+  return pass;
+}
+
 cudaStream_t create_transfer_stream(bool high_priority) {
   int least = 0, greatest = 0;
   RINGLAB_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
@@ -562,7 +570,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
 
 CopyTransport::CopyTransport(int ring_size)
     : ring_size_(ring_size), posted_(ring_size), ready_(ring_size, nullptr),
-      has_posted_(ring_size, false), arrived_(ring_size, nullptr) {
+      has_posted_(ring_size, false), events_(std::make_unique<detail::EventPool>()), arrived_(ring_size, nullptr) {
   for (int p = 0; p < ring_size; ++p) {
     cudaStream_t stream = nullptr;
     RINGLAB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -575,7 +583,6 @@ CopyTransport::~CopyTransport() {
     cudaStreamSynchronize(stream);
     cudaStreamDestroy(stream);
   }
-  for (Event e : events_) cudaEventDestroy(e);
 }
 
 void CopyTransport::post(int rank, std::span<const Hop> hops, Event ready) {
@@ -613,30 +620,19 @@ void CopyTransport::flush() {
       if (send.send_bytes > 0)
         RINGLAB_CUDA_CHECK(cudaMemcpyAsync(receive.recv, send.send, send.send_bytes, cudaMemcpyDeviceToDevice, stream));
     }
-    link_done[to] = pooled_event();
-    RINGLAB_CUDA_CHECK(cudaEventRecord(link_done[to], stream));
+    link_done[to] = events_->record(stream);
   }
   // A rank's arrival covers its sends as well as its receives (the drivers rely on it: Transport::arrived).
   for (int rank = 0; rank < ring_size_; ++rank) {
     const cudaStream_t stream = streams_[rank];
     RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(stream, link_done[(rank + 1) % ring_size_], 0));
-    arrived_[rank] = pooled_event();
-    RINGLAB_CUDA_CHECK(cudaEventRecord(arrived_[rank], stream));
+    arrived_[rank] = events_->record(stream);
   }
   std::fill(has_posted_.begin(), has_posted_.end(), false);
 }
 
-Event CopyTransport::pooled_event() {
-  if (next_event_ == events_.size()) {
-    cudaEvent_t e = nullptr;
-    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-    events_.push_back(e);
-  }
-  return events_[next_event_++];
-}
-
 void CopyTransport::begin_pass() {
-  next_event_ = 0;
+  events_->reset();
   std::fill(arrived_.begin(), arrived_.end(), nullptr);
 }
 
@@ -726,10 +722,7 @@ void VirtualRing::backward(RingPassOptions options) { run(false, options); }
 
 // options.repeat passes back to back: each waits for the previous one's end on the compute stream.
 void VirtualRing::run(bool forward, const RingPassOptions& options) {
-  if (options.repeat < 1) throw ConfigError("repeat", std::to_string(options.repeat), "at least 1 pass");
-  detail::PassOptions pass;
-  pass.compute = options.compute;
-  pass.transfer = options.transfer;
+  const detail::PassOptions pass = detail::pass_options(options);
   for (int i = 0; i < options.repeat; ++i) {
     const auto start = begin_pass();
     if (forward) detail::ring_forward(*problem_, pointers(ranks_), *transport_, start, pass);

@@ -133,6 +133,10 @@ struct PassOptions {
   bool continues = false;  // a repeat of the previous pass: keep the rank's events and step_done (watchdog progress)
 };
 
+// The driver's options for a caller's RingPassOptions (VirtualRing and NcclRing); throws ConfigError when
+// options.repeat < 1.
+PassOptions pass_options(const RingPassOptions& options);
+
 // One pass over `ranks` (the ranks this host thread drives). Each starts after `start[i]` (an event, or
 // null) and leaves its work on ranks[i]->stream; transfers run on the transport's stream(s).
 void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport,

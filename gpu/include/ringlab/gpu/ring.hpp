@@ -71,6 +71,12 @@ class Transport {
   virtual void begin_pass() {}  // a pass starts: event pools may be reused
 };
 
+namespace detail {
+class EventPool;
+struct RingProblem;
+struct RingRank;
+}  // namespace detail
+
 // What one call of VirtualRing or NcclRing forward / backward runs.
 struct RingPassOptions {
   bool compute = true;   // false: no kernels (the benchmark's transfers-only pass)
@@ -107,17 +113,9 @@ class CopyTransport final : public Transport {
   std::vector<std::vector<Hop>> posted_;  // [rank]
   std::vector<Event> ready_;              // [rank]
   std::vector<bool> has_posted_;
-  std::vector<Event> events_;             // pool, reused each pass
-  std::size_t next_event_ = 0;
-  std::vector<Event> arrived_;            // [rank]: the last round's copies into and out of the rank
-
-  Event pooled_event();
+  std::unique_ptr<detail::EventPool> events_;  // reused each pass
+  std::vector<Event> arrived_;                  // [rank]: the last round's copies into and out of the rank
 };
-
-namespace detail {
-struct RingProblem;
-struct RingRank;
-}  // namespace detail
 
 // A ring of config.ring virtual devices on the current GPU.
 class VirtualRing {
