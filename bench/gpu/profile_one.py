@@ -4,8 +4,9 @@
   ncu --clock-control none -k regex:fast_ --launch-count 2 --section SpeedOfLight --section WarpStateStats \
       python3 bench/gpu/profile_one.py --lib build/gpu/gpu/libringlab_gpu_capi.so --heads 16 --dim 128 --seq 16384
 
---baselines also runs PyTorch SDPA's forward with its flash and cuDNN backends on the same inputs, so that one
-profile holds the three forward kernels side by side (filter them with -k regex:"hopper_forward|flash|sdpa").
+--baselines also runs PyTorch SDPA's forward and backward with its flash and cuDNN backends on the same inputs, so
+that one profile holds the three implementations' kernels side by side (filter them with
+-k regex:"hopper_forward|flash|sdpa", or regex:"hopper_backward|flash_bwd|bprop" for the backward).
 
 Same inputs and calls as bench_attention.py (B = 1, bf16, [B, N, H, D]).
 """
@@ -42,10 +43,11 @@ def main():
     if args.baselines:
         import torch.nn.functional as F
         from torch.nn.attention import SDPBackend, sdpa_kernel
+        qg, kg, vg = (x.detach().transpose(1, 2).requires_grad_(True) for x in (q, k, v))
         for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION):
             with sdpa_kernel(backend):
-                F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                               is_causal=args.causal)
+                o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=args.causal)
+                torch.autograd.grad(o, (qg, kg, vg), dout.transpose(1, 2))
     torch.cuda.synchronize()
     print("done", tuple(out.shape))
 

@@ -8,7 +8,8 @@
 //   BlockM = 64 queries per step. Shared memory (128-byte swizzle, tiles.cuh Swizzle128Blocks): K, V [128][D];
 //   Q, dO, LSE, δ in two stages; dSᵀ [128][64] in two stages; dQ staging fp32 [64][D + 8] (two at D = 64).
 //   Producer (warpgroup 0, 40 registers): K and V once, then Q_i, dO_i, LSE_i, δ_i into stage t mod 2 once
-//     both consumers released it (cp.async, mbarriers).
+//     both consumers released it (cp.async, mbarriers); then the previous tile's staged dQ rows, added into the
+//     fp32 dQ by bulk reductions (cp.reduce.async.bulk .add.f32, one per row) — off the consumers' path.
 //   Consumers (warpgroups 1, 2: 64 keys each, 232 registers), per query tile i:
 //     Sᵀ = K·Q_iᵀ (wgmma m64n64k16, both operands K-major from shared memory); mask partial tiles (the mask
 //       with queries and keys swapped); Pᵀ = 2^{Sᵀ·τ·log2 e − LSE·log2 e} (LSE per column), packed to the
@@ -18,9 +19,8 @@
 //     dV += Pᵀ·dO_i, dK += dSᵀ·Q_i             (wgmma m64nDk16, A from registers, B MN-major)
 //     dQ_i = dS·K (dSᵀ through shared memory; wgmma with A and B MN-major): at D = 128 each consumer 64
 //       columns over all 128 keys (named barrier: both consumers' dSᵀ), at D = 64 each all columns over its
-//       own 64 keys (two partial tiles, both added), staged in shared
-//       memory and added into the fp32 dQ by the copy engine: one bulk reduction per query row
-//       (cp.reduce.async.bulk .add.f32) instead of a red.global per pair of values
+//       own 64 keys (two partial tiles, both added), staged in shared memory (mbarriers dq_full / dq_empty)
+//       for the producer's bulk reductions
 //   Epilogue: dK, dV staged in shared memory and added into the fp32 accumulators by bulk reductions, a row
 //     each (as dQ is).
 //
@@ -81,9 +81,10 @@ __device__ __forceinline__ HeadView transposed(const HeadView& view) {
   return swapped;
 }
 
-// The mbarriers of one block: K and V landed; query stage s landed (full) or released by both consumers.
+// The mbarriers of one block: K and V landed; query stage s landed (full) or released by both consumers; the dQ
+// staging written by both consumers (dq_full) or read by the producer's bulk reductions (dq_empty).
 struct BackwardBarriers {
-  unsigned long long kv_full, q_full[2], q_empty[2];
+  unsigned long long kv_full, q_full[2], q_empty[2], dq_full, dq_empty;
 };
 
 template <class Traits>
@@ -128,6 +129,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
       ptx::mbarrier_init(ptx::shared_address(&barriers.q_full[stage]), 128);  // the producer's 128 threads
       ptx::mbarrier_init(ptx::shared_address(&barriers.q_empty[stage]), kConsumerThreads);
     }
+    ptx::mbarrier_init(ptx::shared_address(&barriers.dq_full), kConsumerThreads);
+    ptx::mbarrier_init(ptx::shared_address(&barriers.dq_empty), 128);
   }
   __syncthreads();
   if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
@@ -151,6 +154,29 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     ptx::cp_async_arrive(ptx::shared_address(&barriers.kv_full));
     const float* lse = p.lse_in + (b * p.heads + h) * p.rows_q;
     const float* delta = p.delta + (b * p.heads + h) * p.rows_q;
+    // dQ of query tile u, staged by the consumers: one bulk reduction per staged row (a row of each staging tile),
+    // spread over the four warps, then the staging is released. Issued here rather than by the consumers: every
+    // bulk operation takes its addresses in uniform registers, so a warp issuing 32 rows runs a 32-pass loop, which
+    // held up its consumer warpgroup's next products (ncu: 8 % of all warp samples, and the first product of each
+    // tile waiting for its warpgroup).
+    constexpr int kDqOps = Traits::kDqStaging * BM;           // rows to add: 64 (D = 128) or 2 × 64 (D = 64)
+    constexpr int kDqOpStride = 128 / kDqOps;                  // issuing threads: every 2nd (D = 128) or every one
+    constexpr int kDqRowBytes = (Traits::kDqSplitsKeys ? 64 : D) * 4;
+    float* dq_base = p.dq + plan.q_offset;
+    auto add_dq = [&](int u) {
+      ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_full), u & 1);
+      if (tid % kDqOpStride == 0) {
+        const int op = tid / kDqOpStride, staging = op / BM, row = op % BM;
+        const i64 query = static_cast<i64>(i_begin + u) * BM + row;
+        if (query < view.q.rows) {
+          ptx::bulk_reduce_add_f32(dq_base + view.q.row(query) * q_stride,
+                                   sdQ + staging * Traits::kTileBytesDq + row * Traits::kDqRowFloats * 4, kDqRowBytes);
+          ptx::bulk_commit();
+          ptx::bulk_wait_read();
+        }
+      }
+      ptx::mbarrier_arrive(ptx::shared_address(&barriers.dq_empty));
+    };
     for (int t = 0; t < tiles; ++t) {
       const int stage = t & 1;
       const i64 first = static_cast<i64>(i_begin + t) * BM;
@@ -169,7 +195,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
         ptx::cp_async_4(sDelta + (stage * BM + tid) * 4, delta + row, valid);
       }
       ptx::cp_async_arrive(stage_barrier(barriers.q_full, t));
+      if (t >= 1) add_dq(t - 1);  // the consumers staged it while Q_t, dO_t were on their way
     }
+    if (tiles > 0) add_dq(tiles - 1);
     ptx::cp_async_wait<0>();
     return;
   }
@@ -206,8 +234,6 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   };
   const int dq_column = kSplitKeys ? 0 : consumer * 64;  // of this consumer's part
   const std::uint32_t dq_staging = sdQ + (kSplitKeys ? consumer * Traits::kTileBytesDq : 0);
-  const bool issues_dq = consumer_thread < BM;  // one bulk reduction per query row and consumer
-  float* dq_head = p.dq + plan.q_offset + dq_column;  // query row r at + r·H·D
 
   float acc_dv[DT][4], acc_dk[DT][4];
 #pragma unroll
@@ -327,10 +353,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
       wgmma::wait_group<0>();
       ScoreMma::fence_operands(acc_dq);
       ptx::mbarrier_arrive(stage_barrier(barriers.q_empty, t));  // Q_i, dO_i, LSE_i, δ_i are no longer read
-      // Stage this consumer's 64 columns of dQ_i (once its bulk reductions of step t − 1 have read them),
-      // then one bulk reduction per query row adds them into the fp32 dQ.
-      if (issues_dq) ptx::bulk_wait_read();
-      ptx::named_barrier_sync(kConsumerBarrier + consumer, 128);
+      // Stage this consumer's 64 columns of dQ_i once the producer's reductions of tile t − 1 have read the
+      // staging; the producer adds them into the fp32 dQ, a bulk reduction per row.
+      if (t >= 1) ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_empty), (t - 1) & 1);
       float* staging = reinterpret_cast<float*>(shared + (dq_staging - sK));
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -341,18 +366,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
               make_float2(acc_dq[nt][2 * half], acc_dq[nt][2 * half + 1]);
       }
       wgmma::fence_proxy_async();  // the staged rows (generic proxy) before the copy engine reads them
-      ptx::named_barrier_sync(kConsumerBarrier + consumer, 128);
-      if (issues_dq) {
-        const i64 query = static_cast<i64>(i) * BM + consumer_thread;
-        if (query < view.q.rows) {
-          ptx::bulk_reduce_add_f32(dq_head + view.q.row(query) * q_stride,
-                                   dq_staging + (consumer_thread * Traits::kDqRowFloats + dq_column) * 4, 64 * 4);
-          ptx::bulk_commit();
-        }
-      }
+      ptx::mbarrier_arrive(ptx::shared_address(&barriers.dq_full));
     }
   }
-  if (issues_dq) ptx::bulk_wait();
   if (recorder) record(p, kLooped, global_time_ns());
 
   // dK, dV of these keys, added into the fp32 accumulators by the copy engine, as dQ's rows are: each consumer
@@ -365,7 +381,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   static_assert(4 * kStageBytes <= 2 * Traits::kTileBytesKV + 4 * Traits::kTileBytesQ + 2 * Traits::kTileBytesDs +
                                        Traits::kDqStaging * Traits::kTileBytesDq,
                 "dK and dV staging fit in K, V, Q, dO, dSᵀ and dQ's shared memory");
-  ptx::named_barrier_sync(kDsReadyBarrier, 256);  // both consumers are done with every tile and dQ staging
+  // Both consumers are done with every tile, and the producer's reductions have read the last dQ staging.
+  if (tiles > 0) ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_empty), (tiles - 1) & 1);
+  ptx::named_barrier_sync(kDsReadyBarrier, 256);
   const int dk_stage = consumer * kStageBytes, dv_stage = (2 + consumer) * kStageBytes;  // bytes past K's tile
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
