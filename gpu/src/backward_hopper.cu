@@ -61,6 +61,8 @@ struct HopperBackwardTraits {
   // dQ of a step, [64 queries × D], as two [64 × 64] products, one per consumer: at D = 128 split by
   // columns (each consumer sums over all 128 keys, so it needs the other's dSᵀ rows); at D = 64 split by keys
   // (each sums over its own 64 keys into its own staging tile; both tiles are added into dQ).
+  // (Split by keys at D = 128 too — no barrier between the consumers per tile, but twice the dQ reductions — the
+  // backward ran 8–15 % slower: bench/results/gpu-backward-producer-dq-2026-11-23-H100.md.)
   static constexpr bool kDqSplitsKeys = HeadDim == 64;
   static constexpr int kDqRowFloats = HeadDim + 8;  // fp32 staging rows padded by 32 bytes: 2-way conflicts at most
   static constexpr int kTileBytesDq = kBlockM * kDqRowFloats * 4;
@@ -161,7 +163,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     // tile waiting for its warpgroup).
     constexpr int kDqOps = Traits::kDqStaging * BM;           // rows to add: 64 (D = 128) or 2 × 64 (D = 64)
     constexpr int kDqOpStride = 128 / kDqOps;                  // issuing threads: every 2nd (D = 128) or every one
-    constexpr int kDqRowBytes = (Traits::kDqSplitsKeys ? 64 : D) * 4;
+    constexpr int kDqRowBytes = D * 4;  // a whole staged row: both consumers' columns, or one consumer's sum
     float* dq_base = p.dq + plan.q_offset;
     auto add_dq = [&](int u) {
       ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_full), u & 1);
@@ -195,9 +197,12 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
         ptx::cp_async_4(sDelta + (stage * BM + tid) * 4, delta + row, valid);
       }
       ptx::cp_async_arrive(stage_barrier(barriers.q_full, t));
-      if (t >= 1) add_dq(t - 1);  // the consumers staged it while Q_t, dO_t were on their way
+      // Tile t − 2's dQ, staged about when its stage was released above: the copies of tile t go first, so that
+      // they have all of tile t − 1's time to land (after dQ of t − 1 they were late: ncu, consumers waiting on
+      // q_full); the consumers need the staging back only at the end of tile t − 1.
+      if (t >= 2) add_dq(t - 2);
     }
-    if (tiles > 0) add_dq(tiles - 1);
+    for (int u = tiles >= 2 ? tiles - 2 : 0; u < tiles; ++u) add_dq(u);
     ptx::cp_async_wait<0>();
     return;
   }
