@@ -165,6 +165,12 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     constexpr int kDqOpStride = 128 / kDqOps;                  // issuing threads: every 2nd (D = 128) or every one
     constexpr int kDqRowBytes = D * 4;  // a whole staged row: both consumers' columns, or one consumer's sum
     float* dq_base = p.dq + plan.q_offset;
+    // Which tile's dQ the producer adds after issuing tile t's copies: at D = 128 tile t − 2's, staged about when
+    // its stage was released, so that the copies of tile t have all of tile t − 1's time to land (after dQ of
+    // t − 1 they were late: ncu, consumers waiting on q_full; the consumers need the staging back only at the end
+    // of tile t − 1). At D = 64, where a tile takes half as long, t − 1's: 3 % faster there, 3–8 % slower at D = 128
+    // (bench/results/gpu-backward-producer-dq-2026-11-23-H100.md).
+    constexpr int kDqLag = D == 128 ? 2 : 1;
     auto add_dq = [&](int u) {
       ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_full), u & 1);
       if (tid % kDqOpStride == 0) {
@@ -197,12 +203,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
         ptx::cp_async_4(sDelta + (stage * BM + tid) * 4, delta + row, valid);
       }
       ptx::cp_async_arrive(stage_barrier(barriers.q_full, t));
-      // Tile t − 2's dQ, staged about when its stage was released above: the copies of tile t go first, so that
-      // they have all of tile t − 1's time to land (after dQ of t − 1 they were late: ncu, consumers waiting on
-      // q_full); the consumers need the staging back only at the end of tile t − 1.
-      if (t >= 2) add_dq(t - 2);
+      if (t >= kDqLag) add_dq(t - kDqLag);
     }
-    for (int u = tiles >= 2 ? tiles - 2 : 0; u < tiles; ++u) add_dq(u);
+    for (int u = tiles >= kDqLag ? tiles - kDqLag : 0; u < tiles; ++u) add_dq(u);
     ptx::cp_async_wait<0>();
     return;
   }
