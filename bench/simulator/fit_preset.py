@@ -11,11 +11,11 @@ copying the numbers into devices.json (with their source) is left to the person 
 
     python3 bench/simulator/fit_preset.py [--ringlab build/release/tools/ringlab] [--preset H200]
 
-ROWS are the copy-engine rings of bench/results/gpu-ring-2026-11-23-2xH200-stages.md (2 × H200, one process per GPU,
-commit dd80d80: the forward with three K/V stages): their transfers hide behind the kernels, so they measure
+ROWS are the copy-engine rings of bench/results/gpu-ring-2026-11-23-2xH200-producer-dq.md (2 × H200, one process per
+GPU, commit 4ff2010: the backward whose producer adds dQ): their transfers hide behind the kernels, so they measure
 compute. NCCL's own kernels take SMs from the attention kernels, which the simulator does not model; its rows (same
-file) are printed beside the fit, not fitted. The previous fit used gpu-ring-ipc-2026-11-23-2xH200.md (two-stage
-forward).
+file) are printed beside the fit, not fitted. Earlier fits used gpu-ring-2026-11-23-2xH200-stages.md (dd80d80) and
+gpu-ring-ipc-2026-11-23-2xH200.md (two-stage forward).
 """
 import argparse
 import copy
@@ -28,25 +28,25 @@ import tempfile
 
 # P, tokens per GPU, layout, causal, H = Hkv, measured forward ms, backward ms (D = 128, bf16)
 ROWS = [
-    (2, 8192, "contiguous", False, 8, 0.95, 4.05),
-    (2, 8192, "contiguous", True, 8, 0.70, 3.33),
-    (2, 8192, "zigzag", False, 8, 0.96, 4.07),
-    (2, 8192, "zigzag", True, 8, 0.57, 2.42),
-    (2, 8192, "striped", False, 8, 0.95, 4.08),
-    (2, 8192, "striped", True, 8, 0.63, 2.63),
-    (2, 16384, "contiguous", False, 8, 3.73, 15.68),
-    (2, 16384, "contiguous", True, 8, 2.47, 11.71),
-    (2, 16384, "zigzag", False, 8, 3.67, 15.81),
-    (2, 16384, "zigzag", True, 8, 1.86, 8.21),
-    (2, 16384, "striped", False, 8, 3.68, 15.81),
-    (2, 16384, "striped", True, 8, 1.86, 8.17),
+    (2, 8192, "contiguous", False, 8, 0.98, 3.40),
+    (2, 8192, "contiguous", True, 8, 0.71, 2.75),
+    (2, 8192, "zigzag", False, 8, 1.00, 3.37),
+    (2, 8192, "zigzag", True, 8, 0.58, 1.98),
+    (2, 8192, "striped", False, 8, 1.00, 3.34),
+    (2, 8192, "striped", True, 8, 0.63, 2.18),
+    (2, 16384, "contiguous", False, 8, 3.76, 13.18),
+    (2, 16384, "contiguous", True, 8, 2.51, 10.00),
+    (2, 16384, "zigzag", False, 8, 3.65, 13.10),
+    (2, 16384, "zigzag", True, 8, 1.91, 6.72),
+    (2, 16384, "striped", False, 8, 3.67, 13.16),
+    (2, 16384, "striped", True, 8, 1.88, 6.77),
 ]
 # The NCCL rings of the same run, shown beside the fit.
 NCCL_ROWS = [
-    (2, 16384, "contiguous", False, 8, 3.84, 15.82),
-    (2, 16384, "zigzag", False, 8, 3.76, 15.49),
-    (2, 16384, "zigzag", True, 8, 1.99, 8.20),
-    (2, 16384, "striped", True, 8, 1.95, 8.43),
+    (2, 16384, "contiguous", False, 8, 3.86, 13.21),
+    (2, 16384, "zigzag", False, 8, 3.85, 13.22),
+    (2, 16384, "zigzag", True, 8, 2.03, 6.83),
+    (2, 16384, "striped", True, 8, 1.99, 7.05),
 ]
 PASSES = {"forward": ("attention_efficiency", "attention_overhead_keys", 5),
           "backward": ("attention_backward_efficiency", "attention_backward_overhead_keys", 6)}
