@@ -675,6 +675,101 @@ TEST_CASE("gpu forward: TMA and cp.async tile copies give the same bits", "[gpu]
   }
 }
 
+// GradientWrite::overwrite (what a whole backward needs: dK, dV in the dtype, no zeroed fp32 accumulators, no
+// conversion pass) gives what accumulate into zeros and a conversion give: bit for bit where each key row has one
+// writer (Hkv = H: the Hopper kernel stores it; elsewhere zero, accumulate, convert, which is the same arithmetic), and
+// to the last bit of the dtype under GQA, whose fp32 atomics add in any order. The outputs start poisoned (NaN), so a
+// row left unwritten shows: keys no query reaches (whole key tiles of them), rows outside a dilated head's view.
+TEST_CASE("gpu::block_attention_backward with GradientWrite::overwrite equals accumulate and convert", "[gpu]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  std::vector<std::pair<Case, bool>> cases;  // (case, one writer per key row)
+  auto c = shape(1025, 3, 3, 128);
+  c.causal = true;
+  cases.push_back({config_case("N=1025 D=128 H=3 causal", c, 81, DType::bf16), true});
+  c = shape(1025, 2, 2, 64);
+  c.q_start = -600;  // queries at −600..424: keys past 424 (key tiles 4–8) see none
+  c.causal = true;
+  cases.push_back({config_case("N=1025 q_start=-600 D=64 causal (key tiles with no query)", c, 83, DType::f16), true});
+  c = head_groups(shape(1027, 6, 6, 128), {{128, 1}, {256, 2}, {512, 4}});
+  cases.push_back({config_case("N=1027 D=128 H=6 dilation 128:1,256:2,512:4 group_sum", c, 85, DType::bf16), true});
+  c = shape(2050, 2, 2, 128);
+  c.causal = true;
+  cases.push_back({ring_step_case("N=2050 zigzag P=2 q1 k0 causal D=128", c, Layout::zigzag, 2, 1, 0, 87, DType::bf16),
+                   true});
+  cases.push_back({ring_step_case("N=2050 zigzag P=2 q0 k1 causal D=128 (half the keys unseen)", c, Layout::zigzag, 2,
+                                  0, 1, 89, DType::bf16),
+                   true});
+  c = shape(97, 4, 2, 64);
+  c.causal = true;
+  cases.push_back({config_case("N=97 D=64 H=4 Hkv=2 causal (GQA)", c, 91, DType::bf16), false});
+  for (const auto& [test, one_writer] : cases) {
+    const Problem& problem = test.problem;
+    for (const DType type : {DType::bf16, DType::f16}) {
+      INFO(test.name << ", " << gpu::to_string(type));
+      const auto& q_shape = problem.q.shape;
+      const auto& k_shape = problem.k.shape;
+      const i64 lse_count = q_shape[0] * q_shape[1] * q_shape[2];
+      DeviceArray q = to_device(problem.q, type), k = to_device(problem.k, type), v = to_device(problem.v, type);
+      DeviceArray dout = to_device(problem.dout, type);
+      DeviceArray out = poisoned(q_shape, type);
+      gpu::DeviceBuffer lse(lse_count * sizeof(float)), delta(lse_count * sizeof(float));
+      const auto scale = static_cast<float>(problem.scale);
+      for (const gpu::HeadMasks& mask : problem.patterns) {  // each pattern on its own: one call, one mask set
+        gpu::block_attention_forward(q.tensor, problem.q_positions, k.tensor, v.tensor, problem.k_positions, mask,
+                                     scale, out.tensor, lse.as<float>());
+        gpu::output_gradient_dot(dout.tensor, out.tensor, delta.as<float>());
+        auto backward = [&](gpu::DeviceTensor dk, gpu::DeviceTensor dv, gpu::GradientWrite write) {
+          DeviceArray dq = poisoned(q_shape, DType::f32);
+          dq.buffer.fill(0);
+          gpu::block_attention_backward(q.tensor, problem.q_positions, k.tensor, v.tensor, problem.k_positions, mask,
+                                        scale, dout.tensor, lse.as<float>(), delta.as<float>(), dq.tensor, dk, dv,
+                                        nullptr, write);
+          return to_host(dq.buffer, DType::f32, q_shape);
+        };
+        // accumulate into zeros, then convert
+        DeviceArray dk32 = poisoned(k_shape, DType::f32), dv32 = poisoned(k_shape, DType::f32);
+        dk32.buffer.fill(0);
+        dv32.buffer.fill(0);
+        backward(dk32.tensor, dv32.tensor, gpu::GradientWrite::accumulate);
+        DeviceArray dk_converted = poisoned(k_shape, type), dv_converted = poisoned(k_shape, type);
+        gpu::convert(dk32.tensor, dk_converted.tensor);
+        gpu::convert(dv32.tensor, dv_converted.tensor);
+        // overwrite, in the dtype and in fp32, over NaN
+        DeviceArray dk_over = poisoned(k_shape, type), dv_over = poisoned(k_shape, type);
+        backward(dk_over.tensor, dv_over.tensor, gpu::GradientWrite::overwrite);
+        DeviceArray dk_over32 = poisoned(k_shape, DType::f32), dv_over32 = poisoned(k_shape, DType::f32);
+        backward(dk_over32.tensor, dv_over32.tensor, gpu::GradientWrite::overwrite);
+        gpu::synchronize();
+        const Tensor<double> expected_dk = to_host(dk_converted.buffer, type, k_shape);
+        const Tensor<double> expected_dv = to_host(dv_converted.buffer, type, k_shape);
+        const Tensor<double> got_dk = to_host(dk_over.buffer, type, k_shape);
+        const Tensor<double> got_dv = to_host(dv_over.buffer, type, k_shape);
+        const Tensor<double> got_dk32 = rounded(to_host(dk_over32.buffer, DType::f32, k_shape), type);
+        const Tensor<double> got_dv32 = rounded(to_host(dv_over32.buffer, DType::f32, k_shape), type);
+        double worst = 0, scale_of = 1, nonzero = 0;
+        bool finite = true;
+        for (std::size_t i = 0; i < expected_dk.data.size(); ++i) {
+          for (const auto& [got, want] : {std::pair{got_dk.data[i], expected_dk.data[i]},
+                                          std::pair{got_dv.data[i], expected_dv.data[i]},
+                                          std::pair{got_dk32.data[i], expected_dk.data[i]},
+                                          std::pair{got_dv32.data[i], expected_dv.data[i]}}) {
+            finite = finite && std::isfinite(got);
+            worst = std::max(worst, std::abs(got - want));
+            scale_of = std::max(scale_of, std::abs(want));
+            nonzero += want != 0;
+          }
+        }
+        CHECK(finite);
+        CHECK(nonzero > 0);  // (not a test on zeros)
+        if (one_writer)
+          CHECK(worst == 0);
+        else  // one unit in the last place of the dtype at the largest value
+          CHECK(worst <= scale_of * (type == DType::bf16 ? 1.0 / 128 : 1.0 / 1024));
+      }
+    }
+  }
+}
+
 // A ring rank's merges staged (gpu::AccumulateStep): the first step writes (O, LSE) without reading the
 // accumulator, middle steps merge, the last merges and writes O in the dtype. Rank 0 of a zigzag ring of 3 (query
 // chunks 0 and 5 of 6) meets the three ranks' keys in two orders: own keys first (at the last step, its chunk-0

@@ -10,8 +10,8 @@ then times with CUDA events (warm-up, median of --repeats):
           against flash on every output (forward and backward); ours must be within 2x flash's error
           (+1e-4 absolute slack for bf16 ties) or the configuration is reported as FAILED and not timed.
   forward FLOPs 4*N^2*D*H (half for causal);  backward 2.5x that.
-  ours    forward = one kernel; backward = delta = rowsum(dO*O), zeroing the fp32 dQ/dK/dV accumulators,
-          the kernel, and converting dQ, dK, dV to bf16 (what torch returns).
+  ours    forward = one kernel; backward = delta = rowsum(dO*O), zeroing the fp32 dQ accumulator, the kernel
+          (which writes dK, dV in bf16: GradientWrite::overwrite), and converting dQ to bf16 (what torch returns).
   torch   forward = F.scaled_dot_product_attention; backward = torch.autograd.grad of it.
 
 Dilated: LongNet patterns 2048:1, 4096:2, 8192:4 at N = 32768 as the PyTorch dilated-attention packages
@@ -50,6 +50,7 @@ class Ringlab:
         self.lib.ringlab_gpu_forward.argtypes = [i, vp, vp, vp, vp, vp] + [ll] * 9 + [i, vp, d, vp] + err
         self.lib.ringlab_gpu_output_gradient_dot.argtypes = [i, vp, vp, vp] + [ll] * 4 + [vp] + err
         self.lib.ringlab_gpu_backward.argtypes = [i] + [vp] * 9 + [ll] * 9 + [i, vp, d, vp] + err
+        self.lib.ringlab_gpu_backward_overwrite.argtypes = [i] + [vp] * 9 + [i] + [ll] * 9 + [i, vp, d, vp] + err
         self.lib.ringlab_gpu_convert.argtypes = [i, vp, i, vp] + [ll] * 4 + [vp] + err
         self.error = ctypes.create_string_buffer(2048)
 
@@ -78,18 +79,22 @@ class Ringlab:
             b, n, m, h, hkv, d, 0, band[0], band[1], count, table, scale, self._stream(), self.error, 2048), "forward")
 
     def backward(self, q, k, v, out, dout, lse, delta, dq, dk, dv, dq16, dk16, dv16, band, dilation=None):
-        """delta, zeroed fp32 accumulators, the kernel, conversion to q's dtype: a full backward pass."""
+        """A full backward pass into q's dtype: delta, the zeroed fp32 dQ accumulator, the kernel writing dK and dV
+        in the dtype (GradientWrite::overwrite; dk, dv unused), dQ converted."""
         b, n, h, d = q.shape
+        m, hkv = k.shape[1], k.shape[2]
         code, stream = DTYPE_CODE[q.dtype], self._stream()
         self._check(self.lib.ringlab_gpu_output_gradient_dot(code, dout.data_ptr(), out.data_ptr(), delta.data_ptr(),
                                                              b, n, h, d, stream, self.error, 2048), "delta")
-        for x in (dq, dk, dv):
-            x.zero_()
-        self.backward_kernel(q, k, v, dout, lse, delta, dq, dk, dv, band, dilation)
-        for src, dst in ((dq, dq16), (dk, dk16), (dv, dv16)):
-            r = src.shape
-            self._check(self.lib.ringlab_gpu_convert(0, src.data_ptr(), code, dst.data_ptr(), r[0], r[1], r[2], r[3],
-                                                     stream, self.error, 2048), "convert")
+        dq.zero_()
+        count, table = self._dilation(dilation)
+        self._check(self.lib.ringlab_gpu_backward_overwrite(
+            code, q.data_ptr(), k.data_ptr(), v.data_ptr(), dout.data_ptr(), lse.data_ptr(), delta.data_ptr(),
+            dq.data_ptr(), dk16.data_ptr(), dv16.data_ptr(), code, b, n, m, h, hkv, d, 0, band[0], band[1], count,
+            table, 1.0 / math.sqrt(d), stream, self.error, 2048), "backward")
+        r = dq.shape
+        self._check(self.lib.ringlab_gpu_convert(0, dq.data_ptr(), code, dq16.data_ptr(), r[0], r[1], r[2], r[3],
+                                                 stream, self.error, 2048), "convert")
 
 
     def backward_kernel(self, q, k, v, dout, lse, delta, dq, dk, dv, band, dilation=None):
@@ -478,8 +483,8 @@ def main():
                 f"the median of {args.repeats} calls after 5 warm-up; the median round; "
                 "B = 1, bf16, random N(0,1) inputs shared by all implementations\n")
         f.write(f"- GPU during the run (nvidia-smi every 200 ms): {card}\n\n")
-        f.write("TFLOP/s: forward 4·N²·D·H (half for causal), backward 2.5× forward (ours includes δ, zeroing and "
-                "converting the fp32 gradients to bf16). Dilated rows: useful FLOPs Σ 4·(N/r)·(w/r)·D per head, "
+        f.write("TFLOP/s: forward 4·N²·D·H (half for causal), backward 2.5× forward (ours includes δ, zeroing "
+                "the fp32 dQ and converting it to bf16; the kernel writes dK, dV in bf16). Dilated rows: useful FLOPs Σ 4·(N/r)·(w/r)·D per head, "
                 "`fwd flash` column = gather + SDPA(flash) + scatter baseline.\n\n")
         f.write(text + "\n")
     print(f"\nwrote {path}")

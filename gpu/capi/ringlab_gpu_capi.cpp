@@ -100,6 +100,27 @@ int ringlab_gpu_backward(int dtype, const void* q, const void* k, const void* v,
   });
 }
 
+// As ringlab_gpu_backward, but dK, dV are overwritten (gpu::GradientWrite::overwrite) in `gradient_dtype` (0 fp32, or
+// q's dtype): what a whole backward pass needs, without zeroed fp32 accumulators and a conversion pass.
+int ringlab_gpu_backward_overwrite(int dtype, const void* q, const void* k, const void* v, const void* dout,
+                                   const float* lse, const float* delta, float* dq, void* dk, void* dv,
+                                   int gradient_dtype, long long batch, long long seq_q, long long seq_k,
+                                   long long heads, long long kv_heads, long long head_dim, long long q_start,
+                                   long long band_lo, long long band_hi, int dilation_heads,
+                                   const long long* dilation, double scale, void* stream, char* error,
+                                   int error_size) {
+  return guarded(error, error_size, [&] {
+    const gpu::DType type = dtype_of(dtype), f32 = gpu::DType::f32, gradients = dtype_of(gradient_dtype);
+    gpu::block_attention_backward(
+        {q, type, batch, seq_q, heads, head_dim}, run_of(q_start, seq_q), {k, type, batch, seq_k, kv_heads, head_dim},
+        {v, type, batch, seq_k, kv_heads, head_dim}, run_of(0, seq_k), masks(band_lo, band_hi, dilation_heads, dilation),
+        static_cast<float>(scale), {dout, type, batch, seq_q, heads, head_dim}, lse, delta,
+        {dq, f32, batch, seq_q, heads, head_dim}, {dk, gradients, batch, seq_k, kv_heads, head_dim},
+        {dv, gradients, batch, seq_k, kv_heads, head_dim}, static_cast<gpu::Stream>(stream),
+        gpu::GradientWrite::overwrite);
+  });
+}
+
 int ringlab_gpu_convert(int from_dtype, const void* from, int to_dtype, void* to, long long batch, long long rows,
                         long long heads, long long head_dim, void* stream, char* error, int error_size) {
   return guarded(error, error_size, [&] {

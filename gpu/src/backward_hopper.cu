@@ -8,8 +8,9 @@
 //   BlockM = 64 queries per step. Shared memory (128-byte swizzle, tiles.cuh Swizzle128Blocks): K, V [128][D];
 //   Q, dO, LSE, δ in two stages; dSᵀ [128][64] in two stages; dQ staging fp32 [64][D + 8] (two at D = 64).
 //   Producer (warpgroup 0, 40 registers): K and V once, then Q_i, dO_i, LSE_i, δ_i into stage t mod 2 once
-//     both consumers released it (cp.async, mbarriers); then the previous tile's staged dQ rows, added into the
-//     fp32 dQ by bulk reductions (cp.reduce.async.bulk .add.f32, one per row) — off the consumers' path.
+//     both consumers released it (cp.async, mbarriers); then the staged dQ rows of tile t − 2 (t − 1 at D = 64),
+//     added into the fp32 dQ by bulk reductions (cp.reduce.async.bulk .add.f32, one per staged row) — off the
+//     consumers' path.
 //   Consumers (warpgroups 1, 2: 64 keys each, 232 registers), per query tile i:
 //     Sᵀ = K·Q_iᵀ (wgmma m64n64k16, both operands K-major from shared memory); mask partial tiles (the mask
 //       with queries and keys swapped); Pᵀ = 2^{Sᵀ·τ·log2 e − LSE·log2 e} (LSE per column), packed to the
@@ -97,7 +98,7 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   constexpr int NT = BM / 8, DT = D / 8;
   constexpr int kConsumerThreads = Traits::kConsumers * 128;
   // Named barriers (0 is __syncthreads): every dSᵀ row of the step is in shared memory (both consumers);
-  // consumer c's own 128 threads (its dSᵀ at D = 64, its dQ staging).
+  // consumer c's own 128 threads (its dSᵀ at D = 64, its dK/dV staging).
   constexpr int kDsReadyBarrier = 1, kConsumerBarrier = 2;
   using KVLayout = Swizzle128Blocks<BN>;
   using QLayout = Swizzle128Blocks<BM>;
@@ -138,7 +139,18 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
-  if (plan.fixed_begin >= view.k.rows || plan.visit_begin >= plan.visit_end) return;  // nothing to add
+  if (plan.fixed_begin >= view.k.rows) return;  // no key rows here
+  if (plan.visit_begin >= plan.visit_end) {     // no query sees these keys: nothing to add, or zeros to write
+    if (p.dk_out != nullptr) {  // (16 bytes = 8 elements at a time; 0x0000 is +0 in bf16 and fp16)
+      constexpr int kPieces = D / 8;
+      for (i64 key = plan.fixed_begin + threadIdx.x / kPieces; key < plan.fixed_end; key += Traits::kThreads / kPieces) {
+        const i64 offset = plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim + (threadIdx.x % kPieces) * 8;
+        *reinterpret_cast<uint4*>(static_cast<Element*>(p.dk_out) + offset) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(static_cast<Element*>(p.dv_out) + offset) = make_uint4(0, 0, 0, 0);
+      }
+    }
+    return;
+  }
   const i64 k_begin = plan.fixed_begin;
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int i_begin = static_cast<int>(plan.visit_begin);
@@ -171,6 +183,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     // of tile t − 1). At D = 64, where a tile takes half as long, t − 1's: 3 % faster there, 3–8 % slower at D = 128
     // (bench/results/gpu-backward-producer-dq-2026-11-23-H100.md).
     constexpr int kDqLag = D == 128 ? 2 : 1;
+    // (The consumers release tile t's stage before they wait for tile t − 1's staging back: with a lag of 4 or more
+    // the producer would wait for a stage the consumers release only after the staging it holds back.)
+    static_assert(kDqLag >= 1 && kDqLag <= 3, "the dQ lag the barriers allow");
     auto add_dq = [&](int u) {
       ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_full), u & 1);
       if (tid % kDqOpStride == 0) {
@@ -384,14 +399,33 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   // per row adds the row with one bulk reduction (cp.reduce.async.bulk .add.f32, element-wise atomic as
   // red.global is, so GQA's heads may share rows). The block leaves once the copy engine has read its rows;
   // with red.global per pair of values its epilogue took 3.8–6.3 µs (bench/results/gpu-block-costs-2026-11-22-H100.md).
+  if (p.dk_out != nullptr) {
+    // GradientWrite::overwrite: this block is the only writer of its key rows; round and store them directly (no
+    // zeroed fp32 accumulators, no conversion pass after the kernel).
+    Element* dk_out = static_cast<Element*>(p.dk_out);
+    Element* dv_out = static_cast<Element*>(p.dv_out);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const i64 key = k_begin + consumer * 64 + (warp % 4) * 16 + g + 8 * half;
+      if (key >= plan.fixed_end) continue;
+      const i64 offset = plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim + 2 * c;
+#pragma unroll
+      for (int nt = 0; nt < DT; ++nt) {
+        *reinterpret_cast<std::uint32_t*>(dk_out + offset + nt * 8) =
+            ptx::pack2<Element>(acc_dk[nt][2 * half], acc_dk[nt][2 * half + 1]);
+        *reinterpret_cast<std::uint32_t*>(dv_out + offset + nt * 8) =
+            ptx::pack2<Element>(acc_dv[nt][2 * half], acc_dv[nt][2 * half + 1]);
+      }
+    }
+    if (recorder) record(p, kEnded, global_time_ns());
+    return;  // (the producer leaves only after its reductions have read the dQ staging)
+  }
   constexpr int kRowFloats = D + 4;  // a row padded by 16 bytes: a warp's 8 rows start in different banks
   constexpr int kStageBytes = 64 * kRowFloats * 4;
-  static_assert(4 * kStageBytes <= 2 * Traits::kTileBytesKV + 4 * Traits::kTileBytesQ + 2 * Traits::kTileBytesDs +
-                                       Traits::kDqStaging * Traits::kTileBytesDq,
-                "dK and dV staging fit in K, V, Q, dO, dSᵀ and dQ's shared memory");
-  // Both consumers are done with every tile, and the producer's reductions have read the last dQ staging.
-  if (tiles > 0) ptx::mbarrier_wait(ptx::shared_address(&barriers.dq_empty), (tiles - 1) & 1);
-  ptx::named_barrier_sync(kDsReadyBarrier, 256);
+  // (Below the dQ staging, which the producer's last reductions may still be reading: no need to wait for them.)
+  static_assert(4 * kStageBytes <= 2 * Traits::kTileBytesKV + 4 * Traits::kTileBytesQ + 2 * Traits::kTileBytesDs,
+                "dK and dV staging fit in K, V, Q, dO and dSᵀ's shared memory");
+  ptx::named_barrier_sync(kDsReadyBarrier, 256);  // both consumers are done with every tile
   const int dk_stage = consumer * kStageBytes, dv_stage = (2 + consumer) * kStageBytes;  // bytes past K's tile
 #pragma unroll
   for (int half = 0; half < 2; ++half) {

@@ -14,6 +14,7 @@
 #include "ringlab/dilation.hpp"
 #include "ringlab/gpu/block_attention.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
+#include "ringlab/gpu/memory.hpp"
 
 namespace ringlab::gpu {
 namespace detail {
@@ -341,27 +342,60 @@ void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* d
 void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                               ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask, float scale,
                               ConstDeviceTensor dout, const float* lse, const float* delta, DeviceTensor dq,
-                              DeviceTensor dk, DeviceTensor dv, Stream stream) {
+                              DeviceTensor dk, DeviceTensor dv, Stream stream, GradientWrite write) {
   using namespace detail;
   AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
   require_like(dout, q, q.dtype, "dout", "q");
   require_like(dq, q, DType::f32, "dq", "q");
-  require_like(dk, k, DType::f32, "dk", "k");
-  require_like(dv, v, DType::f32, "dv", "v");
+  const bool overwrite = write == GradientWrite::overwrite;
+  // overwrite: fp32 or q's dtype; accumulate: fp32.
+  const DType gradient_dtype = overwrite && dk.dtype != DType::f32 ? q.dtype : DType::f32;
+  require_like(dk, k, gradient_dtype, "dk", "k");
+  require_like(dv, v, gradient_dtype, "dv", "v");
   require(lse != nullptr && delta != nullptr, "lse, delta", "nullptr", "device pointers to [B, H, n] floats");
   params.dout = dout.data;
   params.lse_in = lse;
   params.delta = delta;
   params.dq = static_cast<float*>(dq.data);
-  params.dk = static_cast<float*>(dk.data);
-  params.dv = static_cast<float*>(dv.data);
   i64 rows_q, rows_k;
   visited_rows(params, rows_q, rows_k);
-  if (rows_q == 0 || rows_k == 0) return;  // no pair: every gradient += 0
-  if (q.dtype == DType::f32) return launch_teaching_backward(params, rows_q, rows_k, stream);
-  with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
-    launch_fast_backward<Element, HeadDim>(params, rows_k, stream);
-  });
+  const auto clear = [&](DeviceTensor t) {
+    RINGLAB_CUDA_CHECK(cudaMemsetAsync(t.data, 0, static_cast<std::size_t>(t.size()) * size_of(t.dtype), stream));
+  };
+  if (rows_q == 0 || rows_k == 0) {  // no pair: every gradient += 0
+    if (overwrite) clear(dk), clear(dv);
+    return;
+  }
+  const auto launch = [&] {
+    if (q.dtype == DType::f32) return launch_teaching_backward(params, rows_q, rows_k, stream);
+    with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
+      launch_fast_backward<Element, HeadDim>(params, rows_k, stream);
+    });
+  };
+  if (overwrite && gradient_dtype != DType::f32 && k.heads == q.heads && hopper_backward_available()) {
+    // One writer per key row: the kernel stores them. Rows outside every head's dilated view it never visits.
+    if (params.dilation_count > 0) clear(dk), clear(dv);
+    params.dk_out = dk.data;
+    params.dv_out = dv.data;
+    return launch();
+  }
+  if (!overwrite || gradient_dtype == DType::f32) {
+    if (overwrite) clear(dk), clear(dv);
+    params.dk = static_cast<float*>(dk.data);
+    params.dv = static_cast<float*>(dv.data);
+    return launch();
+  }
+  // overwrite in the dtype elsewhere (GQA, or not the Hopper kernel): through temporary fp32 accumulators.
+  DeviceBuffer dk32(static_cast<std::size_t>(dk.size()) * 4), dv32(static_cast<std::size_t>(dv.size()) * 4);
+  const DeviceTensor dk_acc{dk32.data(), DType::f32, dk.batch, dk.rows, dk.heads, dk.head_dim};
+  const DeviceTensor dv_acc{dv32.data(), DType::f32, dv.batch, dv.rows, dv.heads, dv.head_dim};
+  clear(dk_acc), clear(dv_acc);
+  params.dk = dk32.as<float>();
+  params.dv = dv32.as<float>();
+  launch();
+  convert(dk_acc, dk, stream);
+  convert(dv_acc, dv, stream);
+  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));  // (the buffers are freed on return)
 }
 
 void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream) {

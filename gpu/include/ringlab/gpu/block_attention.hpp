@@ -106,7 +106,16 @@ void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& 
 // δ [B, H, n] = rowsum(dO ∘ O) in fp32; dout and out have the same dtype and shape [B, n, H, D].
 void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream = nullptr);
 
-// Accumulates (+=) dQ [B, n, H, D], dK, dV [B, m, Hkv, D], all fp32, for one block pair:
+// How block_attention_backward writes dK and dV.
+enum class GradientWrite {
+  accumulate,  // dK, dV fp32: += this block pair's gradients
+  overwrite,   // dK, dV fp32 or in q's dtype: = this block pair's gradients (0 for keys no query reaches), rounded once.
+               // On the Hopper kernel with Hkv = H each key row has one writer, which stores it: no zeroed fp32
+               // accumulators and no conversion pass (what a whole backward needs); otherwise done by zeroing,
+               // accumulating and, for the dtype, converting from a temporary fp32 buffer.
+};
+
+// Accumulates (+=) dQ [B, n, H, D] (fp32) and writes dK, dV [B, m, Hkv, D] as `write` says, for one block pair:
 //   P = exp(τ·Q·Kᵀ − LSE) (0 where masked or LSE = −∞),  dS = P ∘ (dO·Vᵀ − δ)
 //   dV += Pᵀ·dO,  dK += τ·dSᵀ·Q,  dQ += τ·dS·K
 // lse and delta are the global values of these queries ([B, H, n]); an output factor (group_mean) is the
@@ -114,7 +123,8 @@ void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* d
 void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                               ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                               float scale, ConstDeviceTensor dout, const float* lse, const float* delta,
-                              DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, Stream stream = nullptr);
+                              DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, Stream stream = nullptr,
+                              GradientWrite write = GradientWrite::accumulate);
 
 // Element-wise dtype conversion between two tensors of the same shape (e.g. fp32 dQ → bf16).
 void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream = nullptr);
