@@ -130,11 +130,12 @@ struct AttentionParams {
   float* dq = nullptr;
   float* dk = nullptr;
   float* dv = nullptr;
-  // Backward, Hopper kernel only: instead of adding into the fp32 dk/dv, write this block's dK, dV rounded to the
-  // element type at dk_out/dv_out (GradientWrite::overwrite with one writer per key row: Hkv = H). A block whose
+  // Backward, Hopper kernel only: instead of adding into the fp32 dk/dv, write this block's dK, dV at dk_out/dv_out,
+  // rounded to the element type or in fp32 (GradientWrite::overwrite with one writer per key row: Hkv = H). A block whose
   // key rows see no query writes zeros; rows outside every head's view are the caller's to clear.
   void* dk_out = nullptr;
   void* dv_out = nullptr;
+  bool dkv_out_fp32 = false;  // dk_out, dv_out hold fp32 (a ring step's partial) instead of the element type
 
   i64 batch = 1, heads = 1, kv_heads = 1, head_dim = 0;
   i64 rows_q = 0, rows_k = 0;  // tensor rows of each side

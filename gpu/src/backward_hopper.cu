@@ -141,12 +141,14 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.k.rows) return;  // no key rows here
   if (plan.visit_begin >= plan.visit_end) {     // no query sees these keys: nothing to add, or zeros to write
-    if (p.dk_out != nullptr) {  // (16 bytes = 8 elements at a time; 0x0000 is +0 in bf16 and fp16)
-      constexpr int kPieces = D / 8;
-      for (i64 key = plan.fixed_begin + threadIdx.x / kPieces; key < plan.fixed_end; key += Traits::kThreads / kPieces) {
-        const i64 offset = plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim + (threadIdx.x % kPieces) * 8;
-        *reinterpret_cast<uint4*>(static_cast<Element*>(p.dk_out) + offset) = make_uint4(0, 0, 0, 0);
-        *reinterpret_cast<uint4*>(static_cast<Element*>(p.dv_out) + offset) = make_uint4(0, 0, 0, 0);
+    if (p.dk_out != nullptr) {  // 16 bytes at a time (all-zero bytes are +0 in every dtype)
+      const int element_bytes = p.dkv_out_fp32 ? 4 : 2;
+      const int pieces = D * element_bytes / 16;
+      for (i64 key = plan.fixed_begin + threadIdx.x / pieces; key < plan.fixed_end; key += Traits::kThreads / pieces) {
+        const i64 offset = (plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim) * element_bytes +
+                           (threadIdx.x % pieces) * 16;
+        *reinterpret_cast<uint4*>(static_cast<unsigned char*>(p.dk_out) + offset) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(static_cast<unsigned char*>(p.dv_out) + offset) = make_uint4(0, 0, 0, 0);
       }
     }
     return;
@@ -400,21 +402,30 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   // red.global is, so GQA's heads may share rows). The block leaves once the copy engine has read its rows;
   // with red.global per pair of values its epilogue took 3.8–6.3 µs (bench/results/gpu-block-costs-2026-11-22-H100.md).
   if (p.dk_out != nullptr) {
-    // GradientWrite::overwrite: this block is the only writer of its key rows; round and store them directly (no
-    // zeroed fp32 accumulators, no conversion pass after the kernel).
-    Element* dk_out = static_cast<Element*>(p.dk_out);
-    Element* dv_out = static_cast<Element*>(p.dv_out);
+    // GradientWrite::overwrite: this block is the only writer of its key rows; store them directly, rounded to the
+    // element type (no zeroed fp32 accumulators, no conversion pass after the kernel) or in fp32 (a ring step's
+    // partial: no zeroing before the kernel).
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const i64 key = k_begin + consumer * 64 + (warp % 4) * 16 + g + 8 * half;
       if (key >= plan.fixed_end) continue;
       const i64 offset = plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim + 2 * c;
+      if (p.dkv_out_fp32) {
 #pragma unroll
-      for (int nt = 0; nt < DT; ++nt) {
-        *reinterpret_cast<std::uint32_t*>(dk_out + offset + nt * 8) =
-            ptx::pack2<Element>(acc_dk[nt][2 * half], acc_dk[nt][2 * half + 1]);
-        *reinterpret_cast<std::uint32_t*>(dv_out + offset + nt * 8) =
-            ptx::pack2<Element>(acc_dv[nt][2 * half], acc_dv[nt][2 * half + 1]);
+        for (int nt = 0; nt < DT; ++nt) {
+          *reinterpret_cast<float2*>(static_cast<float*>(p.dk_out) + offset + nt * 8) =
+              make_float2(acc_dk[nt][2 * half], acc_dk[nt][2 * half + 1]);
+          *reinterpret_cast<float2*>(static_cast<float*>(p.dv_out) + offset + nt * 8) =
+              make_float2(acc_dv[nt][2 * half], acc_dv[nt][2 * half + 1]);
+        }
+      } else {
+#pragma unroll
+        for (int nt = 0; nt < DT; ++nt) {
+          *reinterpret_cast<std::uint32_t*>(static_cast<Element*>(p.dk_out) + offset + nt * 8) =
+              ptx::pack2<Element>(acc_dk[nt][2 * half], acc_dk[nt][2 * half + 1]);
+          *reinterpret_cast<std::uint32_t*>(static_cast<Element*>(p.dv_out) + offset + nt * 8) =
+              ptx::pack2<Element>(acc_dv[nt][2 * half], acc_dv[nt][2 * half + 1]);
+        }
       }
     }
     if (recorder) record(p, kEnded, global_time_ns());

@@ -372,11 +372,12 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
       launch_fast_backward<Element, HeadDim>(params, rows_k, stream);
     });
   };
-  if (overwrite && gradient_dtype != DType::f32 && k.heads == q.heads && hopper_backward_available()) {
+  if (overwrite && q.dtype != DType::f32 && k.heads == q.heads && hopper_backward_available()) {
     // One writer per key row: the kernel stores them. Rows outside every head's dilated view it never visits.
     if (params.dilation_count > 0) clear(dk), clear(dv);
     params.dk_out = dk.data;
     params.dv_out = dv.data;
+    params.dkv_out_fp32 = gradient_dtype == DType::f32;
     return launch();
   }
   if (!overwrite || gradient_dtype == DType::f32) {

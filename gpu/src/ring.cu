@@ -469,9 +469,6 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
       scale_in_place(DeviceTensor{r->delta.data(), DType::f32, B, r->rows, H, 1}, 1.0f / problem.output_factor,
                      r->stream);
     RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->acc_dq.data(), 0, r->acc_dq.bytes(), r->stream));  // dQ from here on
-    // Step 0 computes the home chunk's dK/dV straight into accumulator 0.
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dk[0].data(), 0, static_cast<std::size_t>(r->kv_rows * grad_row_bytes), r->stream));
-    RINGLAB_CUDA_CHECK(cudaMemsetAsync(r->dv[0].data(), 0, static_cast<std::size_t>(r->kv_rows * grad_row_bytes), r->stream));
   }
   for (std::size_t i = 0; i < ranks.size(); ++i) ready[i] = ranks[i]->events.record(ranks[i]->stream);
   for (int s = 0; s < P; ++s) {
@@ -484,25 +481,28 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
       const RingStep& step = problem.schedule.at(r.rank, s);
       const i64 grad_count = B * step.kv_rows * Hkv * D;
       // dk[s mod 2] is the held chunk's accumulator (step s ≥ 1: received from rank p − 1 in the round posted
-      // after its step s − 1); step 0 writes it directly, later steps a zeroed dk_step that is added to it.
+      // after its step s − 1); step 0 writes it directly, later steps dk_step, which is added to it. The first
+      // pattern's kernel overwrites (with one writer per key row it stores, so nothing is zeroed first), later
+      // patterns add.
       float* dk_into = s == 0 ? r.dk[0].as<float>() : r.dk_step.as<float>();
       float* dv_into = s == 0 ? r.dv[0].as<float>() : r.dv_step.as<float>();
       const bool compute = !step.skipped && options.compute;
+      if (!compute && s == 0) {  // the home chunk's accumulator still starts at zero
+        RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
+        RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
+      }
       if (compute) {
-        if (s > 0 && !replicated) {
-          RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
-          RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
-        }
-        for (const HeadMasks& mask : problem.masks)  // the global LSE and δ serve every pattern's backward
+        for (std::size_t m = 0; m < problem.masks.size(); ++m)  // the global LSE and δ serve every pattern's backward
           block_attention_backward(
               ConstDeviceTensor(r.q.data(), dtype, B, r.rows, H, D), r.positions,
               ConstDeviceTensor(k_held(r, s), dtype, B, step.kv_rows, Hkv, D),
               ConstDeviceTensor(v_held(r, s), dtype, B, step.kv_rows, Hkv, D),
-              problem.schedule.chunk_positions[step.kv_owner], mask, problem.scale,
+              problem.schedule.chunk_positions[step.kv_owner], problem.masks[m], problem.scale,
               ConstDeviceTensor(r.dout.data(), dtype, B, r.rows, H, D), r.lse.as<float>(), r.delta.as<float>(),
               DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
               DeviceTensor{dk_into, DType::f32, B, step.kv_rows, Hkv, D},
-              DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream);
+              DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream,
+              m == 0 ? GradientWrite::overwrite : GradientWrite::accumulate);
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
       // (q_replicated: nothing to add or round, the own chunk's dK/dV were complete after step 0)
