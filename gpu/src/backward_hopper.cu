@@ -63,7 +63,7 @@ struct HopperBackwardTraits {
   // columns (each consumer sums over all 128 keys, so it needs the other's dSᵀ rows); at D = 64 split by keys
   // (each sums over its own 64 keys into its own staging tile; both tiles are added into dQ).
   // (Split by keys at D = 128 too — no barrier between the consumers per tile, but twice the dQ reductions — the
-  // backward ran 8–15 % slower: bench/results/gpu-backward-producer-dq-2026-11-23-H100.md.)
+  // backward ran 18 % slower: bench/results/gpu-backward-producer-dq-2026-11-23-H100.md.)
   static constexpr bool kDqSplitsKeys = HeadDim == 64;
   static constexpr int kDqRowFloats = HeadDim + 8;  // fp32 staging rows padded by 32 bytes: 2-way conflicts at most
   static constexpr int kTileBytesDq = kBlockM * kDqRowFloats * 4;
@@ -396,11 +396,6 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   }
   if (recorder) record(p, kLooped, global_time_ns());
 
-  // dK, dV of these keys, added into the fp32 accumulators by the copy engine, as dQ's rows are: each consumer
-  // stages its 64 rows of each in shared memory the main loop is done with (from K's tile on), then one thread
-  // per row adds the row with one bulk reduction (cp.reduce.async.bulk .add.f32, element-wise atomic as
-  // red.global is, so GQA's heads may share rows). The block leaves once the copy engine has read its rows;
-  // with red.global per pair of values its epilogue took 3.8–6.3 µs (bench/results/gpu-block-costs-2026-11-22-H100.md).
   if (p.dk_out != nullptr) {
     // GradientWrite::overwrite: this block is the only writer of its key rows; store them directly, rounded to the
     // element type (no zeroed fp32 accumulators, no conversion pass after the kernel) or in fp32 (a ring step's
@@ -431,6 +426,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     if (recorder) record(p, kEnded, global_time_ns());
     return;  // (the producer leaves only after its reductions have read the dQ staging)
   }
+  // dK, dV of these keys, added into the fp32 accumulators by the copy engine, as dQ's rows are: each consumer
+  // stages its 64 rows of each in shared memory the main loop is done with (from K's tile on), then one thread
+  // per row adds the row with one bulk reduction (cp.reduce.async.bulk .add.f32, element-wise atomic as
+  // red.global is, so GQA's heads may share rows). The block leaves once the copy engine has read its rows;
+  // with red.global per pair of values its epilogue took 3.8–6.3 µs (bench/results/gpu-block-costs-2026-11-22-H100.md).
   constexpr int kRowFloats = D + 4;  // a row padded by 16 bytes: a warp's 8 rows start in different banks
   constexpr int kStageBytes = 64 * kRowFloats * 4;
   // (Below the dQ staging, which the producer's last reductions may still be reading: no need to wait for them.)
