@@ -641,7 +641,8 @@ Event CopyTransport::arrived(int rank) { return arrived_.at(static_cast<std::siz
 // ---- VirtualRing ------------------------------------------------------------------------------------------
 
 VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients)
-    : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")) {
+    : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")),
+      events_(std::make_unique<detail::EventPool>()) {
   for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
   transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
   // A blocking stream: ordered with the legacy default stream, so synchronous uploads/downloads and
@@ -655,21 +656,12 @@ VirtualRing::~VirtualRing() {
   if (compute_) cudaStreamSynchronize(compute_);
   ranks_.clear();
   transport_.reset();
-  for (Event e : events_) cudaEventDestroy(e);
+  events_.reset();
   if (compute_) cudaStreamDestroy(compute_);
 }
 
 const RingSchedule& VirtualRing::schedule() const { return problem_->schedule; }
 int VirtualRing::size() const { return problem_->schedule.ring_size; }
-
-Event VirtualRing::event(std::size_t index) {
-  while (events_.size() <= index) {
-    cudaEvent_t e = nullptr;
-    RINGLAB_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-    events_.push_back(e);
-  }
-  return events_[index];
-}
 
 std::size_t VirtualRing::bytes_per_device() const { return ranks_.front()->bytes(); }
 
@@ -689,24 +681,16 @@ void VirtualRing::load_output_gradient(ConstDeviceTensor dout) {
 // separate GPUs); the pass starts after the compute stream's earlier work and the compute stream waits for
 // the pass.
 std::vector<Event> VirtualRing::begin_pass() {
-  next_event_ = 0;
-  Event start = event(next_event_++);
-  RINGLAB_CUDA_CHECK(cudaEventRecord(start, compute_));
+  events_->reset();
+  const Event start = events_->record(compute_);
   for (Stream copies : transport_->streams()) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(copies, start, 0));
   return std::vector<Event>(ranks_.size(), start);
 }
 
 void VirtualRing::end_pass() {
-  for (auto& r : ranks_) {
-    Event done = event(next_event_++);
-    RINGLAB_CUDA_CHECK(cudaEventRecord(done, r->stream));
-    RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
-  }
-  for (Stream copies : transport_->streams()) {
-    Event done = event(next_event_++);
-    RINGLAB_CUDA_CHECK(cudaEventRecord(done, copies));
-    RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, done, 0));
-  }
+  for (auto& r : ranks_) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, events_->record(r->stream), 0));
+  for (Stream copies : transport_->streams())
+    RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(compute_, events_->record(copies), 0));
 }
 
 namespace {

@@ -12,9 +12,10 @@
 //   buffer (s + 1) mod 2, ready once its own step s − 1 finished — the last reader of that buffer), so the
 //   transfer overlaps step s's compute. Skipped steps launch nothing.
 //   Backward: step s computes the held chunk's partial dK/dV into dk_step (step 0: straight into the
-//   accumulator; the kernel overwrites, GradientWrite::overwrite, so nothing is zeroed per step), then adds it to the chunk's accumulator received from rank p − 1 (its sum over the ranks
-//   that held the chunk before) and sends the sum on to rank p + 1 — after the last step home to the owner.
-//   That hop overlaps step s + 1's kernels; only the add waits for it. The hop home follows the last step and
+//   accumulator; the kernel overwrites, GradientWrite::overwrite, so nothing is zeroed per step), then adds
+//   it to the chunk's accumulator received from rank p − 1 (its sum over the ranks that held the chunk
+//   before) and sends the sum on to rank p + 1 — after the last step home to the owner. That hop overlaps
+//   step s + 1's kernels; only the add waits for it. The hop home follows the last step and
 //   overlaps nothing: under GradientPrecision::input the finished total is rounded to the dtype first (what
 //   the caller's framework would do to it anyway), halving that hop.
 //   A local_only schedule (every step after 0 skipped everywhere: LongNet segments inside the chunks) moves

@@ -159,10 +159,8 @@ class VirtualRing {
   std::vector<std::unique_ptr<detail::RingRank>> ranks_;
   std::unique_ptr<CopyTransport> transport_;
   Stream compute_ = nullptr;
-  std::vector<Event> events_;  // pass start / end, reused each pass
-  std::size_t next_event_ = 0;
+  std::unique_ptr<detail::EventPool> events_;  // pass start / end, reused each pass
 
-  Event event(std::size_t index);
   void run(bool forward, const RingPassOptions& options);
   std::vector<Event> begin_pass();
   void end_pass();
