@@ -1,11 +1,19 @@
 // Virtual ring on one GPU (gpu::VirtualRing, P virtual devices) against the single-GPU kernel on the same
 // total problem (issue 6's target: ≤ 10% slower when N/P ≥ 4096). Prints a markdown table.
 //
-//   ringlab_gpu_ring_bench [--commit TEXT] [--heads H] [--iters I] [--per-device N1,N2,...] [--rings P1,P2,...]
+//   ringlab_gpu_ring_bench [--commit TEXT] [--heads H] [--rounds R] [--iters I] [--per-device N1,N2,...]
+//                          [--rings P1,P2,...]
 //
-// Dense: gpu::block_attention_forward on the whole sequence, then output_gradient_dot + block_attention_backward.
-// Ring: VirtualRing::forward(), then VirtualRing::backward() (which includes its own δ). Both bf16, D = 128,
-// B = 1, H = Hkv, inputs uniform in [−1, 1]; median of `iters` timed runs after one warm-up, CUDA events.
+// Dense: gpu::block_attention_forward on the whole sequence, then output_gradient_dot + block_attention_backward
+// writing what the ring returns (dQ fp32, dK and dV in the dtype: GradientWrite::overwrite). Ring:
+// VirtualRing::forward(), then VirtualRing::backward() (which includes its own δ). Both bf16, D = 128, B = 1,
+// H = Hkv, inputs uniform in [−1, 1].
+//
+// Timing: the H100s run at their power cap, and the same kernel's rate drifts by up to 20 % over seconds
+// (bench/results/gpu-persistent-2026-11-23-H100.md). Timing the dense kernel once and the ring afterwards put
+// that drift into the ratio. So each row runs R rounds; a round times the dense pass, the ring and the ring
+// without copies back to back (each the median of I calls, CUDA events), and the row reports the median over
+// rounds of each time and of each round's ratio, with the ratios' lowest and highest round.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,6 +39,11 @@ using i64 = std::int64_t;
 
 namespace {
 
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) {
     std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(status));
@@ -38,10 +51,8 @@ void check(cudaError_t status, const char* what) {
   }
 }
 
-// Median milliseconds of `iters` runs of f (after one warm-up), timed with events on `stream`.
+// Median milliseconds of `iters` runs of f, timed with events on `stream`.
 double time_ms(cudaStream_t stream, int iters, const std::function<void()>& f) {
-  f();
-  check(cudaDeviceSynchronize(), "warm-up");
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
@@ -57,8 +68,39 @@ double time_ms(cudaStream_t stream, int iters, const std::function<void()>& f) {
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median(times);
+}
+
+// Each pass of one table row (dense, ring, ring without copies), timed in `rounds` interleaved rounds.
+struct RoundTimes {
+  std::vector<double> dense, ring, ring_alone;
+};
+
+RoundTimes time_rounds(int rounds, int iters, const std::function<void()>& dense, cudaStream_t dense_stream,
+                       const std::function<void(const gpu::RingPassOptions&)>& ring, cudaStream_t ring_stream) {
+  gpu::RingPassOptions no_copies;
+  no_copies.transfer = false;
+  dense();  // warm-up: first launches, descriptors, caches
+  ring({});
+  ring(no_copies);
+  check(cudaDeviceSynchronize(), "warm-up");
+  RoundTimes times;
+  for (int round = 0; round < rounds; ++round) {
+    times.dense.push_back(time_ms(dense_stream, iters, dense));
+    times.ring.push_back(time_ms(ring_stream, iters, [&] { ring({}); }));
+    times.ring_alone.push_back(time_ms(ring_stream, iters, [&] { ring(no_copies); }));
+  }
+  return times;
+}
+
+// "median (lowest–highest)" of the rounds' ratios a[i] / b[i].
+struct Ratio {
+  double median, low, high;
+};
+Ratio ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> r;
+  for (std::size_t i = 0; i < a.size(); ++i) r.push_back(a[i] / b[i]);
+  return {median(r), *std::min_element(r.begin(), r.end()), *std::max_element(r.begin(), r.end())};
 }
 
 std::vector<i64> parse_list(const std::string& text) {
@@ -88,13 +130,14 @@ gpu::DeviceBuffer random_buffer(i64 count, std::uint64_t seed) {
 int main(int argc, char** argv) {
   std::string commit = "unknown";
   i64 heads = 8, head_dim = 128;
-  int iters = 5;
+  int rounds = 7, iters = 3;
   std::vector<i64> per_device = {4096, 8192}, rings = {2, 4, 8};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--commit") commit = value;
     else if (flag == "--heads") heads = std::stoll(value);
     else if (flag == "--iters") iters = std::stoi(value);
+    else if (flag == "--rounds") rounds = std::stoi(value);
     else if (flag == "--per-device") per_device = parse_list(value);
     else if (flag == "--rings") rings = parse_list(value);
   }
@@ -109,13 +152,16 @@ int main(int argc, char** argv) {
   std::printf("- date: %s\n- GPU: %s\n- commit: %s\n", date, gpu::describe_device().c_str(), commit.c_str());
   std::printf("- problem: B = 1, H = Hkv = %lld, D = %lld, bf16; N = P × N/P tokens in total\n", (long long)heads,
               (long long)head_dim);
-  std::printf("- dense = gpu::block_attention_forward / output_gradient_dot + block_attention_backward on all N;"
-              " ring = gpu::VirtualRing::forward / backward (P virtual devices, K/V rotated by cudaMemcpyAsync on a"
-              " copy stream per link, dK/dV travel and return home); median of %d runs after a warm-up\n", iters);
-  std::printf("- ratio = ring time / dense time (target ≤ 1.10 when N/P ≥ 4096); TFLOP/s = 4·D·pairs (fwd),"
-              " 10·D·pairs (bwd) over the ring time; mem = buffers of one virtual device\n");
-  std::printf("- no copies: the ratio of the same ring without transfers (wrong results; what the copies and their"
-              " waits cost)\n\n");
+  std::printf("- dense = gpu::block_attention_forward / output_gradient_dot + block_attention_backward on all N"
+              " (dQ fp32, dK and dV bf16 as the ring returns them: GradientWrite::overwrite); ring ="
+              " gpu::VirtualRing::forward / backward (P virtual devices, K/V rotated by cudaMemcpyAsync on a copy"
+              " stream per link, dK/dV travel and return home)\n");
+  std::printf("- timing: after a warm-up, %d rounds; each round times dense, ring and ring without copies back to"
+              " back, each the median of %d calls (CUDA events); times are medians over the rounds\n", rounds, iters);
+  std::printf("- ratio = ring time / dense time of the same round: the median over rounds (lowest–highest round);"
+              " target ≤ 1.10 when N/P ≥ 4096. TFLOP/s = 4·D·pairs (fwd), 10·D·pairs (bwd) over the ring time;"
+              " mem = buffers of one virtual device\n");
+  std::printf("- no copies: the same ring without transfers (wrong results; what the copies and their waits cost)\n\n");
   std::printf("| P | layout | mask | N/P | N | dense fwd ms | ring fwd ms | fwd ratio | no copies |"
               " dense bwd ms | ring bwd ms | bwd ratio | no copies | ring fwd TFLOP/s | ring bwd TFLOP/s |"
               " mem/device MiB |\n");
@@ -136,33 +182,29 @@ int main(int argc, char** argv) {
       gpu::DeviceBuffer q = random_buffer(count, 1), k = random_buffer(count, 2), v = random_buffer(count, 3);
       gpu::DeviceBuffer dout = random_buffer(count, 4);
       gpu::DeviceBuffer out(count * 2), lse(N * heads * 4), delta(N * heads * 4);
-      gpu::DeviceBuffer dq(count * 4), dk(count * 4), dv(count * 4);
+      gpu::DeviceBuffer dq(count * 4), dk(count * 2), dv(count * 2);
       const gpu::ConstDeviceTensor tq(q.data(), gpu::DType::bf16, 1, N, heads, head_dim);
       const gpu::ConstDeviceTensor tk(k.data(), gpu::DType::bf16, 1, N, heads, head_dim);
       const gpu::ConstDeviceTensor tv(v.data(), gpu::DType::bf16, 1, N, heads, head_dim);
       const gpu::ConstDeviceTensor tdout(dout.data(), gpu::DType::bf16, 1, N, heads, head_dim);
       const gpu::DeviceTensor tout{out.data(), gpu::DType::bf16, 1, N, heads, head_dim};
       const PositionSet all = contiguous_positions(0, N);
-      double dense_fwd[2] = {0, 0}, dense_bwd[2] = {0, 0};
-      for (int causal = 0; causal < 2; ++causal) {
+      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+      for (const Variant& variant : variants) {
         gpu::HeadMasks mask;
-        mask.band = BandMask::from(causal != 0, -1, -1);
-        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-        dense_fwd[causal] = time_ms(stream, iters, [&] {
+        mask.band = BandMask::from(variant.causal, -1, -1);
+        auto dense_forward = [&] {
           gpu::block_attention_forward(tq, all, tk, tv, all, mask, scale, tout, lse.as<float>(), stream);
-        });
-        dense_bwd[causal] = time_ms(stream, iters, [&] {
+        };
+        auto dense_backward = [&] {
           check(cudaMemsetAsync(dq.data(), 0, dq.bytes(), stream), "memset");
-          check(cudaMemsetAsync(dk.data(), 0, dk.bytes(), stream), "memset");
-          check(cudaMemsetAsync(dv.data(), 0, dv.bytes(), stream), "memset");
           gpu::output_gradient_dot(tdout, tout, delta.as<float>(), stream);
           gpu::block_attention_backward(tq, all, tk, tv, all, mask, scale, tdout, lse.as<float>(), delta.as<float>(),
                                         gpu::DeviceTensor{dq.data(), gpu::DType::f32, 1, N, heads, head_dim},
-                                        gpu::DeviceTensor{dk.data(), gpu::DType::f32, 1, N, heads, head_dim},
-                                        gpu::DeviceTensor{dv.data(), gpu::DType::f32, 1, N, heads, head_dim}, stream);
-        });
-      }
-      for (const Variant& variant : variants) {
+                                        gpu::DeviceTensor{dk.data(), gpu::DType::bf16, 1, N, heads, head_dim},
+                                        gpu::DeviceTensor{dv.data(), gpu::DType::bf16, 1, N, heads, head_dim}, stream,
+                                        gpu::GradientWrite::overwrite);
+        };
         AttentionConfig config;
         config.batch = 1;
         config.seq = config.kv_seq = N;
@@ -174,21 +216,30 @@ int main(int argc, char** argv) {
         gpu::VirtualRing ring(config, gpu::DType::bf16);
         ring.load(tq, tk, tv);
         ring.load_output_gradient(tdout);
-        const double fwd = time_ms(ring.compute_stream(), iters, [&] { ring.forward(); });
-        const double bwd = time_ms(ring.compute_stream(), iters, [&] { ring.backward(); });
-        gpu::RingPassOptions no_copies;
-        no_copies.transfer = false;
-        const double fwd_alone = time_ms(ring.compute_stream(), iters, [&] { ring.forward(no_copies); });
-        const double bwd_alone = time_ms(ring.compute_stream(), iters, [&] { ring.backward(no_copies); });
+        // Forward first: the backward passes read the (O, LSE) the forward left, dense and ring alike.
+        const RoundTimes fwd = time_rounds(rounds, iters, dense_forward, stream,
+                                           [&](const gpu::RingPassOptions& o) { ring.forward(o); },
+                                           ring.compute_stream());
+        dense_forward();
+        ring.forward();
+        const RoundTimes bwd = time_rounds(rounds, iters, dense_backward, stream,
+                                           [&](const gpu::RingPassOptions& o) { ring.backward(o); },
+                                           ring.compute_stream());
         const double pairs = static_cast<double>(ring.schedule().total_pairs());
         const double mib = static_cast<double>(ring.bytes_per_device()) / (1 << 20);
-        const int c = variant.causal ? 1 : 0;
-        std::printf("| %lld | %s | %s | %lld | %lld | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.3f | %.3f |"
-                    " %.0f | %.0f | %.0f |\n",
+        auto cell = [](const Ratio& r) {
+          char text[64];
+          std::snprintf(text, sizeof text, "%.3f (%.2f–%.2f)", r.median, r.low, r.high);
+          return std::string(text);
+        };
+        const double fwd_ms = median(fwd.ring), bwd_ms = median(bwd.ring);
+        std::printf("| %lld | %s | %s | %lld | %lld | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %.0f | %.0f |"
+                    " %.0f |\n",
                     (long long)ring_size, to_string(variant.layout).c_str(), variant.causal ? "causal" : "none",
-                    (long long)n_per, (long long)N, dense_fwd[c], fwd, fwd / dense_fwd[c], fwd_alone / dense_fwd[c],
-                    dense_bwd[c], bwd, bwd / dense_bwd[c], bwd_alone / dense_bwd[c], 4.0 * head_dim * pairs / (fwd * 1e9),
-                    10.0 * head_dim * pairs / (bwd * 1e9), mib);
+                    (long long)n_per, (long long)N, median(fwd.dense), fwd_ms, cell(ratio(fwd.ring, fwd.dense)).c_str(),
+                    cell(ratio(fwd.ring_alone, fwd.dense)).c_str(), median(bwd.dense), bwd_ms,
+                    cell(ratio(bwd.ring, bwd.dense)).c_str(), cell(ratio(bwd.ring_alone, bwd.dense)).c_str(),
+                    4.0 * head_dim * pairs / (fwd_ms * 1e9), 10.0 * head_dim * pairs / (bwd_ms * 1e9), mib);
         std::fflush(stdout);
       }
     }
