@@ -20,6 +20,19 @@ namespace ringlab::gpu {
 namespace detail {
 namespace {
 
+// Device memory that lives in `stream`'s order (cudaMallocAsync / cudaFreeAsync from the device's default
+// pool): a temporary that work queued on the stream may use after the host function returns.
+struct StreamOrderedBuffer {
+  void* data = nullptr;
+  cudaStream_t stream;
+  StreamOrderedBuffer(std::size_t bytes, cudaStream_t on) : stream(on) {
+    RINGLAB_CUDA_CHECK(cudaMallocAsync(&data, bytes, stream));
+  }
+  ~StreamOrderedBuffer() { cudaFreeAsync(data, stream); }  // after the work queued on `stream` before it
+  StreamOrderedBuffer(const StreamOrderedBuffer&) = delete;
+  StreamOrderedBuffer& operator=(const StreamOrderedBuffer&) = delete;
+};
+
 // ---- small element-wise kernels ---------------------------------------------------------------------------
 
 
@@ -386,17 +399,18 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
     params.dv = static_cast<float*>(dv.data);
     return launch();
   }
-  // overwrite in the dtype elsewhere (GQA, or not the Hopper kernel): through temporary fp32 accumulators.
-  DeviceBuffer dk32(static_cast<std::size_t>(dk.size()) * 4), dv32(static_cast<std::size_t>(dv.size()) * 4);
-  const DeviceTensor dk_acc{dk32.data(), DType::f32, dk.batch, dk.rows, dk.heads, dk.head_dim};
-  const DeviceTensor dv_acc{dv32.data(), DType::f32, dv.batch, dv.rows, dv.heads, dv.head_dim};
+  // overwrite in the dtype elsewhere (GQA, or not the Hopper kernel): through temporary fp32 accumulators,
+  // allocated and freed in stream order, so the call stays asynchronous like every other path.
+  const StreamOrderedBuffer dk32(static_cast<std::size_t>(dk.size()) * 4, stream);
+  const StreamOrderedBuffer dv32(static_cast<std::size_t>(dv.size()) * 4, stream);
+  const DeviceTensor dk_acc{dk32.data, DType::f32, dk.batch, dk.rows, dk.heads, dk.head_dim};
+  const DeviceTensor dv_acc{dv32.data, DType::f32, dv.batch, dv.rows, dv.heads, dv.head_dim};
   clear(dk_acc), clear(dv_acc);
-  params.dk = dk32.as<float>();
-  params.dv = dv32.as<float>();
+  params.dk = static_cast<float*>(dk32.data);
+  params.dv = static_cast<float*>(dv32.data);
   launch();
   convert(dk_acc, dk, stream);
   convert(dv_acc, dv, stream);
-  RINGLAB_CUDA_CHECK(cudaStreamSynchronize(stream));  // (the buffers are freed on return)
 }
 
 void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream) {
