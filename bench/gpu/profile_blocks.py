@@ -88,7 +88,7 @@ def summarise(path, title):
     with open(path) as f:
         for line in f:
             launch, label, block, sm, tiles, start, planned, landed, looped, ended, viewed, searched = \
-                line.strip().split(",")
+                line.strip().split(",")[:12]  # (a 13th field, the stream, in the concurrent mode)
             tiles = int(tiles)
             if tiles >> 32:
                 label += "+merge"

@@ -2,7 +2,7 @@
 // total problem (issue 6's target: ≤ 10% slower when N/P ≥ 4096). Prints a markdown table.
 //
 //   ringlab_gpu_ring_bench [--commit TEXT] [--heads H] [--rounds R] [--iters I] [--per-device N1,N2,...]
-//                          [--rings P1,P2,...]
+//                          [--rings P1,P2,...] [--contention] [--soak SECONDS]
 //
 // Dense: gpu::block_attention_forward on the whole sequence, then output_gradient_dot + block_attention_backward
 // writing what the ring returns (dQ fp32, dK and dV in the dtype: GradientWrite::overwrite). Ring:
@@ -14,6 +14,15 @@
 // that drift into the ratio. So each row runs R rounds; a round times the dense pass, the ring and the ring
 // without copies back to back (each the median of I calls, CUDA events), and the row reports the median over
 // rounds of each time and of each round's ratio, with the ratios' lowest and highest round.
+//
+// --soak S: after each row, the dense forward, the ring forward and the ring forward without copies each run
+// back to back for S seconds; one CSV line per phase goes to stderr (soak,P,layout,mask,N/P,phase,first and
+// last UTC time as nvidia-smi prints them,passes,mean ms), so that clocks and power sampled meanwhile
+// (nvidia-smi --query-gpu=timestamp,... -lms 100) can be told apart by phase (bench/gpu/soak_clocks.py).
+//
+// --contention adds a table that asks whether the ring's copies slow the kernels beside them (rather than delay
+// them through the ring's waits): the dense forward alone, and with the bytes a ring forward moves (P·(P − 1)
+// K/V chunks, on P streams of device-to-device copies, all queued at the kernel's start) beside it.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -51,15 +60,19 @@ void check(cudaError_t status, const char* what) {
   }
 }
 
-// Median milliseconds of `iters` runs of f, timed with events on `stream`.
-double time_ms(cudaStream_t stream, int iters, const std::function<void()>& f) {
+// Median milliseconds of `iters` runs of f, timed with events on `stream`; `host_ms`, when given, receives the
+// median time the host spent in f itself (enqueueing it): a pass whose enqueueing takes as long as its GPU work
+// is bound by the host, not the GPU.
+double time_ms(cudaStream_t stream, int iters, const std::function<void()>& f, double* host_ms = nullptr) {
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
-  std::vector<double> times;
+  std::vector<double> times, host_times;
   for (int i = 0; i < iters; ++i) {
     check(cudaEventRecord(start, stream), "record");
+    const auto host_start = std::chrono::steady_clock::now();
     f();
+    host_times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
     check(cudaEventRecord(stop, stream), "record");
     check(cudaEventSynchronize(stop), "sync");
     float ms = 0;
@@ -68,12 +81,14 @@ double time_ms(cudaStream_t stream, int iters, const std::function<void()>& f) {
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
+  if (host_ms) *host_ms = median(host_times);
   return median(times);
 }
 
 // Each pass of one table row (dense, ring, ring without copies), timed in `rounds` interleaved rounds.
 struct RoundTimes {
   std::vector<double> dense, ring, ring_alone;
+  std::vector<double> ring_host;  // the host's time enqueueing the ring pass (with copies)
 };
 
 RoundTimes time_rounds(int rounds, int iters, const std::function<void()>& dense, cudaStream_t dense_stream,
@@ -87,7 +102,9 @@ RoundTimes time_rounds(int rounds, int iters, const std::function<void()>& dense
   RoundTimes times;
   for (int round = 0; round < rounds; ++round) {
     times.dense.push_back(time_ms(dense_stream, iters, dense));
-    times.ring.push_back(time_ms(ring_stream, iters, [&] { ring({}); }));
+    double host = 0;
+    times.ring.push_back(time_ms(ring_stream, iters, [&] { ring({}); }, &host));
+    times.ring_host.push_back(host);
     times.ring_alone.push_back(time_ms(ring_stream, iters, [&] { ring(no_copies); }));
   }
   return times;
@@ -125,6 +142,102 @@ gpu::DeviceBuffer random_buffer(i64 count, std::uint64_t seed) {
   return buffer;
 }
 
+// Now as nvidia-smi's timestamp prints it (UTC here): 2026/11/23 08:40:01.123.
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+  char text[40];
+  std::strftime(text, sizeof text, "%Y/%m/%d %H:%M:%S", std::gmtime(&seconds));
+  char full[48];
+  std::snprintf(full, sizeof full, "%s.%03d", text, ms);
+  return full;
+}
+
+// Runs f back to back on `stream` for `seconds`; one CSV line to stderr (see --soak).
+void soak(const std::string& row, const char* phase, double seconds, cudaStream_t stream, const std::function<void()>& f) {
+  check(cudaDeviceSynchronize(), "sync");
+  const std::string first = utc_now();
+  const auto start = std::chrono::steady_clock::now();
+  long passes = 0;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+    for (int i = 0; i < 4; ++i, ++passes) f();
+    check(cudaStreamSynchronize(stream), "sync");
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "soak,%s,%s,%s,%s,%ld,%.4f\n", row.c_str(), phase, first.c_str(), utc_now().c_str(), passes,
+               ms / static_cast<double>(passes));
+}
+
+// The dense forward alone and with a ring forward's copies beside it (--contention): one table row.
+void contention_row(i64 ring_size, i64 n_per, i64 heads, i64 head_dim, int rounds, int iters,
+                    const std::function<void(cudaStream_t)>& dense_forward) {
+  const std::size_t chunk_bytes = static_cast<std::size_t>(n_per * heads * head_dim * 2);  // one of K or V, bf16
+  std::vector<gpu::DeviceBuffer> from, to;
+  std::vector<cudaStream_t> links(static_cast<std::size_t>(ring_size));
+  for (i64 p = 0; p < ring_size; ++p) {
+    from.emplace_back(2 * chunk_bytes);
+    to.emplace_back(2 * chunk_bytes);
+    from.back().fill(0x3c);
+    check(cudaStreamCreateWithFlags(&links[p], cudaStreamNonBlocking), "stream");
+  }
+  cudaStream_t compute;
+  check(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking), "stream");
+  cudaEvent_t start, kernel_done, copies_done;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&kernel_done), "event");
+  check(cudaEventCreate(&copies_done), "event");
+  // One run: returns (kernel ms, copies ms) from a common start; either part may be left out.
+  auto run = [&](bool kernel, bool copies) {
+    check(cudaEventRecord(start, compute), "record");
+    if (copies)
+      for (i64 p = 0; p < ring_size; ++p) {
+        check(cudaStreamWaitEvent(links[p], start, 0), "wait");
+        for (i64 hop = 0; hop + 1 < ring_size; ++hop)
+          check(cudaMemcpyAsync(to[p].data(), from[p].data(), 2 * chunk_bytes, cudaMemcpyDeviceToDevice, links[p]),
+                "copy");
+      }
+    if (kernel) dense_forward(compute);
+    check(cudaEventRecord(kernel_done, compute), "record");
+    for (i64 p = 0; p < ring_size; ++p) {
+      cudaEvent_t link_done;
+      check(cudaEventCreateWithFlags(&link_done, cudaEventDisableTiming), "event");
+      check(cudaEventRecord(link_done, links[p]), "record");
+      check(cudaStreamWaitEvent(compute, link_done, 0), "wait");
+      cudaEventDestroy(link_done);
+    }
+    check(cudaEventRecord(copies_done, compute), "record");
+    check(cudaEventSynchronize(copies_done), "sync");
+    float kernel_ms = 0, all_ms = 0;
+    check(cudaEventElapsedTime(&kernel_ms, start, kernel_done), "elapsed");
+    check(cudaEventElapsedTime(&all_ms, start, copies_done), "elapsed");
+    return std::pair<double, double>(kernel_ms, all_ms);
+  };
+  run(true, true);  // warm-up
+  std::vector<double> alone, beside, copies_alone, both;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<double> a, b, c, d;
+    for (int i = 0; i < iters; ++i) {
+      a.push_back(run(true, false).first);
+      const auto with = run(true, true);
+      b.push_back(with.first);
+      d.push_back(with.second);
+      c.push_back(run(false, true).second);
+    }
+    alone.push_back(median(a)), beside.push_back(median(b)), copies_alone.push_back(median(c));
+    both.push_back(median(d));
+  }
+  const double gib = static_cast<double>(ring_size * (ring_size - 1)) * 2 * chunk_bytes / (1 << 30);
+  const Ratio slowdown = ratio(beside, alone);
+  std::printf("| %lld | %lld | %.2f | %.3f | %.3f | %.2f (%.2f–%.2f) | %.3f | %.0f |\n", (long long)ring_size,
+              (long long)n_per, gib, median(alone), median(beside), slowdown.median, slowdown.low, slowdown.high,
+              median(copies_alone), gib * (1 << 30) * 2 / (median(copies_alone) * 1e6));
+  std::fflush(stdout);
+  for (cudaStream_t link : links) cudaStreamDestroy(link);
+  cudaStreamDestroy(compute);
+  cudaEventDestroy(start), cudaEventDestroy(kernel_done), cudaEventDestroy(copies_done);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,11 +245,21 @@ int main(int argc, char** argv) {
   i64 heads = 8, head_dim = 128;
   int rounds = 7, iters = 3;
   std::vector<i64> per_device = {4096, 8192}, rings = {2, 4, 8};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
+  bool contention = false;
+  double soak_seconds = 0;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--contention") {
+      contention = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) break;
+    const std::string value = argv[i + 1];
     if (flag == "--commit") commit = value;
     else if (flag == "--heads") heads = std::stoll(value);
     else if (flag == "--iters") iters = std::stoi(value);
+    else if (flag == "--soak") soak_seconds = std::stod(value);
     else if (flag == "--rounds") rounds = std::stoi(value);
     else if (flag == "--per-device") per_device = parse_list(value);
     else if (flag == "--rings") rings = parse_list(value);
@@ -152,6 +275,34 @@ int main(int argc, char** argv) {
   std::printf("- date: %s\n- GPU: %s\n- commit: %s\n", date, gpu::describe_device().c_str(), commit.c_str());
   std::printf("- problem: B = 1, H = Hkv = %lld, D = %lld, bf16; N = P × N/P tokens in total\n", (long long)heads,
               (long long)head_dim);
+  if (contention) {
+    std::printf("- the dense forward (non-causal, all N = P × N/P) alone, and with a ring forward's copies beside it:"
+                " P streams, each with P − 1 device-to-device copies of one K/V chunk (2 × N/P × H × D bf16), all"
+                " queued when the kernel starts\n");
+    std::printf("- slowdown = kernel time with the copies / alone (median over %d rounds of %d calls each, lowest–"
+                "highest round); copies alone: the copies' time without the kernel, and the rate (bytes read +"
+                " written) they moved at\n\n", rounds, iters);
+    std::printf("| P | N/P | GiB copied | dense fwd ms | with copies ms | slowdown | copies alone ms | copies GB/s |\n");
+    std::printf("|---|---|---|---|---|---|---|---|\n");
+    for (i64 n_per : per_device)
+      for (i64 ring_size : rings) {
+        const i64 N = n_per * ring_size, count = N * heads * head_dim;
+        gpu::DeviceBuffer q = random_buffer(count, 1), k = random_buffer(count, 2), v = random_buffer(count, 3);
+        gpu::DeviceBuffer out(count * 2), lse(N * heads * 4);
+        const gpu::ConstDeviceTensor tq(q.data(), gpu::DType::bf16, 1, N, heads, head_dim);
+        const gpu::ConstDeviceTensor tk(k.data(), gpu::DType::bf16, 1, N, heads, head_dim);
+        const gpu::ConstDeviceTensor tv(v.data(), gpu::DType::bf16, 1, N, heads, head_dim);
+        const gpu::DeviceTensor tout{out.data(), gpu::DType::bf16, 1, N, heads, head_dim};
+        const PositionSet all = contiguous_positions(0, N);
+        gpu::HeadMasks mask;
+        mask.band = BandMask::from(false, -1, -1);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        contention_row(ring_size, n_per, heads, head_dim, rounds, iters, [&](cudaStream_t on) {
+          gpu::block_attention_forward(tq, all, tk, tv, all, mask, scale, tout, lse.as<float>(), on);
+        });
+      }
+    return 0;
+  }
   std::printf("- dense = gpu::block_attention_forward / output_gradient_dot + block_attention_backward on all N"
               " (dQ fp32, dK and dV bf16 as the ring returns them: GradientWrite::overwrite); ring ="
               " gpu::VirtualRing::forward / backward (P virtual devices, K/V rotated by cudaMemcpyAsync on a copy"
@@ -161,11 +312,13 @@ int main(int argc, char** argv) {
   std::printf("- ratio = ring time / dense time of the same round: the median over rounds (lowest–highest round);"
               " target ≤ 1.10 when N/P ≥ 4096. TFLOP/s = 4·D·pairs (fwd), 10·D·pairs (bwd) over the ring time;"
               " mem = buffers of one virtual device\n");
-  std::printf("- no copies: the same ring without transfers (wrong results; what the copies and their waits cost)\n\n");
-  std::printf("| P | layout | mask | N/P | N | dense fwd ms | ring fwd ms | fwd ratio | no copies |"
-              " dense bwd ms | ring bwd ms | bwd ratio | no copies | ring fwd TFLOP/s | ring bwd TFLOP/s |"
-              " mem/device MiB |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("- no copies: the same ring without transfers (wrong results; what the copies and their waits cost)\n");
+  std::printf("- enqueue: the host's time in VirtualRing::forward / backward (launching, posting copies); where it"
+              " nears the ring's time, the host, not the GPU, sets the pace\n\n");
+  std::printf("| P | layout | mask | N/P | N | dense fwd ms | ring fwd ms | fwd ratio | no copies | fwd enqueue ms |"
+              " dense bwd ms | ring bwd ms | bwd ratio | no copies | bwd enqueue ms | ring fwd TFLOP/s |"
+              " ring bwd TFLOP/s | mem/device MiB |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   struct Variant {
     Layout layout;
@@ -233,14 +386,24 @@ int main(int argc, char** argv) {
           return std::string(text);
         };
         const double fwd_ms = median(fwd.ring), bwd_ms = median(bwd.ring);
-        std::printf("| %lld | %s | %s | %lld | %lld | %.2f | %.2f | %s | %s | %.2f | %.2f | %s | %s | %.0f | %.0f |"
-                    " %.0f |\n",
+        std::printf("| %lld | %s | %s | %lld | %lld | %.2f | %.2f | %s | %s | %.2f | %.2f | %.2f | %s | %s | %.2f |"
+                    " %.0f | %.0f | %.0f |\n",
                     (long long)ring_size, to_string(variant.layout).c_str(), variant.causal ? "causal" : "none",
                     (long long)n_per, (long long)N, median(fwd.dense), fwd_ms, cell(ratio(fwd.ring, fwd.dense)).c_str(),
-                    cell(ratio(fwd.ring_alone, fwd.dense)).c_str(), median(bwd.dense), bwd_ms,
+                    cell(ratio(fwd.ring_alone, fwd.dense)).c_str(), median(fwd.ring_host), median(bwd.dense), bwd_ms,
                     cell(ratio(bwd.ring, bwd.dense)).c_str(), cell(ratio(bwd.ring_alone, bwd.dense)).c_str(),
+                    median(bwd.ring_host),
                     4.0 * head_dim * pairs / (fwd_ms * 1e9), 10.0 * head_dim * pairs / (bwd_ms * 1e9), mib);
         std::fflush(stdout);
+        if (soak_seconds > 0) {
+          const std::string row = std::to_string(ring_size) + "," + to_string(variant.layout) + "," +
+                                  (variant.causal ? "causal" : "none") + "," + std::to_string(n_per);
+          gpu::RingPassOptions no_copies;
+          no_copies.transfer = false;
+          soak(row, "dense", soak_seconds, stream, dense_forward);
+          soak(row, "ring", soak_seconds, ring.compute_stream(), [&] { ring.forward(); });
+          soak(row, "no copies", soak_seconds, ring.compute_stream(), [&] { ring.forward(no_copies); });
+        }
       }
     }
   cudaStreamDestroy(stream);

@@ -8,6 +8,12 @@
 // first tiles, finished its main loop and its epilogue (%globaltimer, ns), on which SM and over how many
 // tiles (+ 2^32 for a forward merging into a ring's accumulator; bench/gpu/profile_blocks.py reads it). It serialises the launches: for finding where a block's time
 // goes, never for timing the kernels.
+//
+// With RINGLAB_KERNEL_TIMELINE_CONCURRENT=1 as well, launches are not serialised: each records into its own
+// slice of one device buffer (the first device that launches; 64 MiB, ~930 000 blocks; launches beyond it or on
+// other devices run unrecorded), and the lines are written when the process exits, each with a 13th field:
+// the launch's stream, numbered in order of first use. That keeps concurrent kernels concurrent (a virtual
+// ring's P streams): for seeing what ran when (bench/gpu/ring_timeline.py), not for timing either.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,6 +21,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -40,6 +47,72 @@ inline int next_timeline_launch() {
   return ++launches;
 }
 
+// The concurrent mode's buffer and what was launched into it (see above). Written out by an exit handler,
+// which runs before the CUDA runtime's own (it is registered after the runtime started).
+class TimelineArena {
+ public:
+  static TimelineArena& get() {
+    static TimelineArena* arena = new TimelineArena();  // never destroyed: the exit handler uses it
+    return *arena;
+  }
+  // Where a launch of `blocks` blocks on `stream` records, or nullptr (no room, or another device).
+  unsigned long long* take(std::size_t blocks, const char* label, cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int device = 0;
+    RINGLAB_CUDA_CHECK(cudaGetDevice(&device));
+    if (buffer_ == nullptr) {
+      device_ = device;
+      RINGLAB_CUDA_CHECK(cudaMalloc(&buffer_, kBytes));
+      RINGLAB_CUDA_CHECK(cudaMemset(buffer_, 0, kBytes));
+      std::atexit([] { TimelineArena::get().write(); });
+    }
+    const std::size_t fields = blocks * kTimelineFields;
+    if (device != device_ || used_ + fields > kBytes / sizeof(unsigned long long)) return nullptr;
+    int stream_number = 0;
+    while (stream_number < static_cast<int>(streams_.size()) && streams_[stream_number] != stream) ++stream_number;
+    if (stream_number == static_cast<int>(streams_.size())) streams_.push_back(stream);
+    launches_.push_back({next_timeline_launch(), label, blocks, used_, stream_number});
+    unsigned long long* slice = buffer_ + used_;
+    used_ += fields;
+    return slice;
+  }
+
+ private:
+  static constexpr std::size_t kBytes = std::size_t{64} << 20;
+  struct Launch {
+    int number;
+    const char* label;
+    std::size_t blocks, offset;
+    int stream;
+  };
+  void write() {
+    const char* path = std::getenv("RINGLAB_KERNEL_TIMELINE");
+    if (buffer_ == nullptr || path == nullptr || cudaSetDevice(device_) != cudaSuccess ||
+        cudaDeviceSynchronize() != cudaSuccess)
+      return;
+    std::vector<unsigned long long> records(used_);
+    if (cudaMemcpy(records.data(), buffer_, used_ * sizeof(unsigned long long), cudaMemcpyDeviceToHost) != cudaSuccess)
+      return;
+    std::FILE* file = std::fopen(path, "a");
+    if (file == nullptr) return;
+    for (const Launch& launch : launches_)
+      for (std::size_t block = 0; block < launch.blocks; ++block) {
+        const unsigned long long* r = &records[launch.offset + block * kTimelineFields];
+        if (r[kStarted] == 0) continue;
+        std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%d\n", launch.number, launch.label,
+                     block, r[kSm], r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed],
+                     r[kSearched], launch.stream);
+      }
+    std::fclose(file);
+  }
+  std::mutex mutex_;
+  unsigned long long* buffer_ = nullptr;
+  int device_ = 0;
+  std::size_t used_ = 0;  // u64 fields
+  std::vector<cudaStream_t> streams_;
+  std::vector<Launch> launches_;
+};
+
 // `rows` are the most rows any head has on the side the blocks tile (`tile_rows` per block). `extra` are the
 // kernel's parameters after the AttentionParams (the Hopper forward's TMA descriptors).
 template <class Kernel, class... Extra>
@@ -58,6 +131,13 @@ void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int sh
   const std::size_t blocks = static_cast<std::size_t>(grid.x) * grid.y * grid.z;
   const std::size_t bytes = blocks * kTimelineFields * sizeof(unsigned long long);
   AttentionParams profiled = params;
+  if (const char* concurrent = std::getenv("RINGLAB_KERNEL_TIMELINE_CONCURRENT");
+      concurrent != nullptr && std::string(concurrent) == "1") {
+    profiled.timeline = TimelineArena::get().take(blocks, label, stream);  // (zeroed once, used once)
+    kernel<<<grid, threads, shared_bytes, stream>>>(profiled, extra...);
+    RINGLAB_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   RINGLAB_CUDA_CHECK(cudaMalloc(&profiled.timeline, bytes));
   RINGLAB_CUDA_CHECK(cudaMemsetAsync(profiled.timeline, 0, bytes, stream));
   kernel<<<grid, threads, shared_bytes, stream>>>(profiled, extra...);
