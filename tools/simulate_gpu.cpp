@@ -189,6 +189,14 @@ struct PassTiming {
     for (const auto& device : ring_twin.devices) total += device.compute_ns;
     return total;
   }
+  // The virtual ring's hops are copies within one GPU, which the driver runs as kernels on the SMs: each byte read
+  // and written at the device's memory bandwidth while nothing else runs there (bench/gpu/copy_engine_probe.cu;
+  // measured 30-100 % of it exposed, bench/results/gpu-virtual-ring-copies-2026-11-23-H100.md).
+  i64 copies_ns(const sim::DeviceSpec& device) const {
+    i64 bytes = 0;
+    for (const auto& d : ring_twin.devices) bytes += d.bytes_sent;
+    return static_cast<i64>(2.0 * static_cast<double>(bytes) / device.memory_bandwidth * 1e9);
+  }
 };
 
 // "12.345 ms", "45.6 us", "755 ns": the simulator's predictions of small runs are microseconds.
@@ -349,18 +357,20 @@ int run(const GpuSimulateRequest& request) {
 
   fmt::print("\nTime per pass: measured (median of {} runs after a warm-up, CUDA events) vs predicted (simulator, {})\n",
              request.iters, preset.name);
-  fmt::print("{:>9} {:>14} {:>14} {:>11} {:>18} {:>18} {:>22}\n", "pass", "dense kernel", "virtual ring",
-             "ring/dense", "one device, flash", "sum of device", "ring makespan on");
-  fmt::print("{:>9} {:>14} {:>14} {:>11} {:>18} {:>18} {:>22}\n", "", "(measured)", "(measured)", "(measured)",
-             "(predicted)", "compute (pred.)", fmt::format("{} devices (pred.)", P));
+  fmt::print("{:>9} {:>14} {:>14} {:>11} {:>18} {:>18} {:>18} {:>22}\n", "pass", "dense kernel", "virtual ring",
+             "ring/dense", "one device, flash", "sum of device", "+ its copies", "ring makespan on");
+  fmt::print("{:>9} {:>14} {:>14} {:>11} {:>18} {:>18} {:>18} {:>22}\n", "", "(measured)", "(measured)", "(measured)",
+             "(predicted)", "compute (pred.)", "(pred.)", fmt::format("{} devices (pred.)", P));
   for (const PassTiming& timing : passes)
-    fmt::print("{:>9} {:>14} {:>14} {:>11} {:>18} {:>18} {:>22}\n", timing.name, ms(timing.dense_ms), ms(timing.ring_ms),
-               fmt::format("{:.3f}", timing.ring_ms / timing.dense_ms), ms_from_ns(timing.flash_twin.makespan_ns),
-               ms_from_ns(timing.sum_compute_ns()), ms_from_ns(timing.ring_twin.makespan_ns));
+    fmt::print("{:>9} {:>14} {:>14} {:>11} {:>18} {:>18} {:>18} {:>22}\n", timing.name, ms(timing.dense_ms),
+               ms(timing.ring_ms), fmt::format("{:.3f}", timing.ring_ms / timing.dense_ms),
+               ms_from_ns(timing.flash_twin.makespan_ns), ms_from_ns(timing.sum_compute_ns()),
+               ms_from_ns(timing.sum_compute_ns() + timing.copies_ns(preset)), ms_from_ns(timing.ring_twin.makespan_ns));
   fmt::print("The virtual ring runs all {} devices' work on this one GPU: compare it with the dense kernel and with the "
-             "predicted sum of device compute (the same work on one device, no transfers); the makespan is what {} "
-             "separate {} devices would take.\n",
-             P, P, preset.name);
+             "predicted sum of device compute (the same work on one device, no transfers) and that sum plus the "
+             "ring's copies, which within one GPU are kernels (every byte read and written at the memory bandwidth, "
+             "{:.2f} TB/s); the makespan is what {} separate {} devices would take.\n",
+             P, preset.memory_bandwidth / 1e12, P, preset.name);
 
   if (!request.report_json.empty()) {
     nlohmann::ordered_json json;
@@ -381,6 +391,7 @@ int run(const GpuSimulateRequest& request) {
                                       {"ring_over_dense", timing.ring_ms / timing.dense_ms}};
       predicted_passes[timing.name] = {{"flash_one_device_ns", timing.flash_twin.makespan_ns},
                                        {"sum_of_device_compute_ns", timing.sum_compute_ns()},
+                                       {"copies_as_kernels_ns", timing.copies_ns(preset)},
                                        {"ring_makespan_ns", timing.ring_twin.makespan_ns},
                                        {"report", sim::report_json(timing.ring_twin)}};
     }
