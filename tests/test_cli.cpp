@@ -550,6 +550,8 @@ TEST_CASE("ringlab simulate --backend gpu: refused flags, then the ring on a GPU
       CHECK(json["measured"]["time"][pass]["virtual_ring_ms"].get<double>() > 0);
       CHECK(json["measured"]["time"][pass]["dense_kernel_ms"].get<double>() > 0);
       CHECK(json["predicted"]["time"][pass]["ring_makespan_ns"].get<double>() > 0);
+      // Four devices rotate K/V (and dK/dV): the copies within the one GPU cost something.
+      CHECK(json["predicted"]["time"][pass]["copies_as_kernels_ns"].get<double>() > 0);
     }
     REQUIRE(json["predicted"]["ledger_peak_bytes_per_device"].size() == 4);
     // The ring holds both passes' buffers at once, the ledger one pass's: never less than the ledger's peak.

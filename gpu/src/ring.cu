@@ -484,9 +484,12 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
       // after its step s − 1); step 0 writes it directly, later steps dk_step, which is added to it. The first
       // pattern's kernel overwrites (with one writer per key row it stores, so nothing is zeroed first), later
       // patterns add.
-      float* dk_into = s == 0 ? r.dk[0].as<float>() : r.dk_step.as<float>();
-      float* dv_into = s == 0 ? r.dv[0].as<float>() : r.dv_step.as<float>();
+      // gradients_added_by_kernel: step s ≥ 1's kernel adds into the arrived accumulator dk[s mod 2] itself.
+      const bool into_accumulator = s == 0 || (problem.gradients_added_by_kernel && !replicated);
+      float* dk_into = into_accumulator ? r.dk[s % 2].as<float>() : r.dk_step.as<float>();
+      float* dv_into = into_accumulator ? r.dv[s % 2].as<float>() : r.dv_step.as<float>();
       const bool compute = !step.skipped && options.compute;
+      if (s > 0 && into_accumulator) wait_for(r, grads_arrived[i]);
       if (!compute && s == 0) {  // the home chunk's accumulator still starts at zero
         RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
         RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
@@ -502,7 +505,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
               DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
               DeviceTensor{dk_into, DType::f32, B, step.kv_rows, Hkv, D},
               DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream,
-              m == 0 ? GradientWrite::overwrite : GradientWrite::accumulate);
+              m == 0 && (s == 0 || !into_accumulator) ? GradientWrite::overwrite : GradientWrite::accumulate);
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
       // (q_replicated: nothing to add or round, the own chunk's dK/dV were complete after step 0)
@@ -511,15 +514,15 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
         // (local: straight into home accumulator 1). k/v[P mod 2] is free here: step P − 1 holds buffer
         // (P − 1) mod 2, and the last send from P mod 2 (round P − 2) is covered by kv_arrived, which this
         // stream waited for — the transport's arrival event covers a rank's sends as well as its receives.
-        const float* k_share = compute && s > 0 ? dk_into : nullptr;
-        const float* v_share = compute && s > 0 ? dv_into : nullptr;
+        const float* k_share = compute && s > 0 && !into_accumulator ? dk_into : nullptr;
+        const float* v_share = compute && s > 0 && !into_accumulator ? dv_into : nullptr;
         void* k_rounded = local ? r.dk[1].data() : r.k[P % 2].data();
         void* v_rounded = local ? r.dv[1].data() : r.v[P % 2].data();
         finish_gradient(problem.gradient_dtype, k_rounded, r.dk[s % 2].as<float>(), k_share, grad_count,
                         problem.output_factor, r.stream);
         finish_gradient(problem.gradient_dtype, v_rounded, r.dv[s % 2].as<float>(), v_share, grad_count,
                         problem.output_factor, r.stream);
-      } else if (!replicated && compute && s > 0) {
+      } else if (!replicated && compute && s > 0 && !into_accumulator) {
         add(r.dk[s % 2].as<float>(), dk_into, grad_count, r.stream);
         add(r.dv[s % 2].as<float>(), dv_into, grad_count, r.stream);
       }
@@ -643,6 +646,10 @@ Event CopyTransport::arrived(int rank) { return arrived_.at(static_cast<std::siz
 VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients)
     : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")),
       events_(std::make_unique<detail::EventPool>()) {
+  // From P = 4 the backward kernels add into the travelling dK/dV themselves: the add kernels' passes over memory
+  // cost SM time on one GPU, and other devices' kernels fill the wait for the accumulator. At P = 2 both devices
+  // would wait for each other at every step, and that was slower (bench/results/gpu-virtual-ring-2026-11-23-H100-grads.md).
+  problem_->gradients_added_by_kernel = problem_->schedule.ring_size >= 4;
   for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
   transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
   // A blocking stream: ordered with the legacy default stream, so synchronous uploads/downloads and
