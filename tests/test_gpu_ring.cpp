@@ -304,7 +304,8 @@ TEST_CASE("gpu::VirtualRing returns dK, dV rounded to the dtype before the last 
   if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
   // H = Hkv: dK, dV are accumulated without atomics, so both precisions add the same fp32 numbers in the same
   // order and the rounded return must equal the fp32 return rounded. P = 3: the odd ring stages in K/V buffer 1
-  // and brings the gradients home into accumulator 1. The second problem multiplies by 1/k (group_mean).
+  // and brings the gradients home into accumulator 1. P = 4: the steps' kernels add into the travelling dK/dV
+  // themselves (RingProblem::gradients_added_by_kernel). The second problem multiplies by 1/k (group_mean).
   auto causal = shape(1, 1000, 3, 3, 64);
   causal.causal = true;
   auto grouped = shape(1, 2048, 5, 5, 128);
@@ -317,7 +318,7 @@ TEST_CASE("gpu::VirtualRing returns dK, dV rounded to the dtype before the last 
     auto raw = testing::random_inputs(config, ++seed);
     const Inputs in{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
     const Expected expected = expected_for(config, in, dtype);
-    for (int ring_size : {2, 3}) {
+    for (int ring_size : {2, 3, 4}) {
       const Outputs input = run_ring(config, ring_size, Layout::zigzag, in, dtype, gpu::GradientPrecision::input, true);
       const Outputs fp32 = run_ring(config, ring_size, Layout::zigzag, in, dtype, gpu::GradientPrecision::fp32, true);
       const std::string name = "P=" + std::to_string(ring_size) + " zigzag " + label(config);

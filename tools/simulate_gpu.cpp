@@ -189,9 +189,10 @@ struct PassTiming {
     for (const auto& device : ring_twin.devices) total += device.compute_ns;
     return total;
   }
-  // The virtual ring's hops are copies within one GPU, which the driver runs as kernels on the SMs: each byte read
-  // and written at the device's memory bandwidth while nothing else runs there (bench/gpu/copy_engine_probe.cu;
-  // measured 30-100 % of it exposed, bench/results/gpu-virtual-ring-copies-2026-11-23-H100.md).
+  // The virtual ring's hops are copies within one GPU, which the driver runs as kernels on the SMs
+  // (bench/gpu/copy_engine_probe.cu): an estimate of their time, every byte read and written at the preset's
+  // memory bandwidth with nothing else running. In the H100's measurements a third to all of the copies' own time
+  // showed in the ring's (bench/results/gpu-virtual-ring-copies-2026-11-23-H100.md).
   i64 copies_ns(const sim::DeviceSpec& device) const {
     i64 bytes = 0;
     for (const auto& d : ring_twin.devices) bytes += d.bytes_sent;

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
       {"cudaMemcpyAsync", [](void* d, const void* s, std::size_t n, cudaStream_t st) {
          check(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, st), "cudaMemcpyAsync");
        }},
+#if CUDART_VERSION >= 13000  // (12.8 and 12.9 take one more argument; earlier releases lack the call)
       {"cudaMemcpyBatchAsync, PreferOverlapWithCompute", [](void* d, const void* s, std::size_t n, cudaStream_t st) {
          cudaMemcpyAttributes attributes{};
          attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
          std::size_t sizes[1] = {n};
          check(cudaMemcpyBatchAsync(dsts, srcs, sizes, 1, &attributes, &index, 1, st), "cudaMemcpyBatchAsync");
        }},
+#endif
       {"cudaMemcpy2DAsync (16 rows)", [](void* d, const void* s, std::size_t n, cudaStream_t st) {
          check(cudaMemcpy2DAsync(d, n / 16, s, n / 16, n / 16, 16, cudaMemcpyDeviceToDevice, st), "2D");
        }},

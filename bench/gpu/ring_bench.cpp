@@ -17,12 +17,13 @@
 //
 // --soak S: after each row, the dense forward, the ring forward and the ring forward without copies each run
 // back to back for S seconds; one CSV line per phase goes to stderr (soak,P,layout,mask,N/P,phase,first and
-// last UTC time as nvidia-smi prints them,passes,mean ms), so that clocks and power sampled meanwhile
+// last time as nvidia-smi prints them (local time),passes,mean ms), so that clocks and power sampled meanwhile
 // (nvidia-smi --query-gpu=timestamp,... -lms 100) can be told apart by phase (bench/gpu/soak_clocks.py).
 //
-// --contention adds a table that asks whether the ring's copies slow the kernels beside them (rather than delay
-// them through the ring's waits): the dense forward alone, and with the bytes a ring forward moves (P·(P − 1)
-// K/V chunks, on P streams of device-to-device copies, all queued at the kernel's start) beside it.
+// --contention prints, instead of the main table, one that asks whether the ring's copies slow the kernels
+// beside them (rather than delay them through the ring's waits): the dense forward alone, and with the bytes a
+// ring forward moves (P·(P − 1) K/V chunks, on P streams of device-to-device copies, all queued at the kernel's
+// start) beside it.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -142,13 +143,13 @@ gpu::DeviceBuffer random_buffer(i64 count, std::uint64_t seed) {
   return buffer;
 }
 
-// Now as nvidia-smi's timestamp prints it (UTC here): 2026/11/23 08:40:01.123.
-std::string utc_now() {
+// Now as nvidia-smi's timestamp prints it, in local time: 2026/11/23 08:40:01.123.
+std::string smi_time_now() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
   const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
   char text[40];
-  std::strftime(text, sizeof text, "%Y/%m/%d %H:%M:%S", std::gmtime(&seconds));
+  std::strftime(text, sizeof text, "%Y/%m/%d %H:%M:%S", std::localtime(&seconds));
   char full[48];
   std::snprintf(full, sizeof full, "%s.%03d", text, ms);
   return full;
@@ -157,7 +158,7 @@ std::string utc_now() {
 // Runs f back to back on `stream` for `seconds`; one CSV line to stderr (see --soak).
 void soak(const std::string& row, const char* phase, double seconds, cudaStream_t stream, const std::function<void()>& f) {
   check(cudaDeviceSynchronize(), "sync");
-  const std::string first = utc_now();
+  const std::string first = smi_time_now();
   const auto start = std::chrono::steady_clock::now();
   long passes = 0;
   while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
@@ -165,7 +166,7 @@ void soak(const std::string& row, const char* phase, double seconds, cudaStream_
     check(cudaStreamSynchronize(stream), "sync");
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "soak,%s,%s,%s,%s,%ld,%.4f\n", row.c_str(), phase, first.c_str(), utc_now().c_str(), passes,
+  std::fprintf(stderr, "soak,%s,%s,%s,%s,%ld,%.4f\n", row.c_str(), phase, first.c_str(), smi_time_now().c_str(), passes,
                ms / static_cast<double>(passes));
 }
 
@@ -247,23 +248,34 @@ int main(int argc, char** argv) {
   std::vector<i64> per_device = {4096, 8192}, rings = {2, 4, 8};
   bool contention = false;
   double soak_seconds = 0;
-  for (int i = 1; i < argc; i += 2) {
+  // A flag the benchmark does not know, a missing or malformed value, or a count below 1: say which and stop.
+  auto refuse = [](const std::string& flag, const std::string& value, const char* valid) {
+    std::fprintf(stderr, "ringlab_gpu_ring_bench: %s '%s': expected %s\n", flag.c_str(), value.c_str(), valid);
+    std::exit(2);
+  };
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--contention") {
       contention = true;
-      --i;
       continue;
     }
-    if (i + 1 >= argc) break;
-    const std::string value = argv[i + 1];
-    if (flag == "--commit") commit = value;
-    else if (flag == "--heads") heads = std::stoll(value);
-    else if (flag == "--iters") iters = std::stoi(value);
-    else if (flag == "--soak") soak_seconds = std::stod(value);
-    else if (flag == "--rounds") rounds = std::stoi(value);
-    else if (flag == "--per-device") per_device = parse_list(value);
-    else if (flag == "--rings") rings = parse_list(value);
+    if (i + 1 >= argc) refuse(flag, "", "a flag of the usage line (at the top of bench/gpu/ring_bench.cpp) and its value");
+    const std::string value = argv[++i];
+    try {
+      if (flag == "--commit") commit = value;
+      else if (flag == "--heads") heads = std::stoll(value);
+      else if (flag == "--iters") iters = std::stoi(value);
+      else if (flag == "--soak") soak_seconds = std::stod(value);
+      else if (flag == "--rounds") rounds = std::stoi(value);
+      else if (flag == "--per-device") per_device = parse_list(value);
+      else if (flag == "--rings") rings = parse_list(value);
+      else refuse(flag, value, "a flag of the usage line (at the top of bench/gpu/ring_bench.cpp)");
+    } catch (const std::exception&) {
+      refuse(flag, value, "a number (a list of numbers for --per-device and --rings)");
+    }
   }
+  if (rounds < 1) refuse("--rounds", std::to_string(rounds), "at least 1");
+  if (iters < 1) refuse("--iters", std::to_string(iters), "at least 1");
   if (gpu::device_count() == 0) {
     std::printf("no GPU: %s\n", gpu::unavailable_reason().c_str());
     return 0;

@@ -3,12 +3,13 @@
 concurrent timeline (gpu/src/launch.cuh: a build with -DRINGLAB_KERNEL_TIMELINE=ON, run with
 RINGLAB_KERNEL_TIMELINE=FILE RINGLAB_KERNEL_TIMELINE_CONCURRENT=1).
 
-Usage: ring_timeline.py FILE [--sms 132] [--bins 40] [--passes I,J,...]
+Usage: ring_timeline.py FILE [--sms 132] [--bins 40] [--gap 20] [--passes I,J,...]
 
 Splits the launches into passes (groups separated by a moment when no block of any launch was resident and
 more than --gap µs passed) and prints, per pass: its streams and launches, its span, how busy the SMs were
 (block resident / in its main loop, over SMs × span), and the occupancy in --bins equal slices of the span;
-with --passes, also each launch's start and end per stream. Every number is from %globaltimer stamps, which
+with --passes, also each launch's start and end per stream. Only attention kernels record blocks: a pass whose
+copies or other kernels hold the SMs for more than --gap µs is split there. Every number is from %globaltimer stamps, which
 tick coarsely: spans and sums over many blocks are good, a single block's phases are not.
 """
 import argparse

@@ -4,7 +4,7 @@ phase,first,last,passes,mean ms) with nvidia-smi samples taken meanwhile by
 
     nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_event_reasons.sw_power_cap --format=csv,noheader -lms 100
 
-and prints a markdown table: per phase, the mean pass time, the median SM clock, the mean power and the share of
+(both in the machine's local time) and prints a markdown table: per phase, the mean pass time, the median SM clock, the mean power and the share of
 samples in which the software power cap was holding the clock down. The first and last 0.3 s of a phase are left
 out (the clock and power settle).
 

@@ -64,6 +64,7 @@ class TimelineArena {
       device_ = device;
       RINGLAB_CUDA_CHECK(cudaMalloc(&buffer_, kBytes));
       RINGLAB_CUDA_CHECK(cudaMemset(buffer_, 0, kBytes));
+      RINGLAB_CUDA_CHECK(cudaDeviceSynchronize());  // zeroed before any launch, whatever its stream
       std::atexit([] { TimelineArena::get().write(); });
     }
     const std::size_t fields = blocks * kTimelineFields;
