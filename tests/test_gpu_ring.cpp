@@ -302,8 +302,8 @@ TEST_CASE("gpu::VirtualRing with q_replicated (every rank holds all queries) equ
 
 TEST_CASE("gpu::VirtualRing returns dK, dV rounded to the dtype before the last hop, or in fp32", "[gpu][ring]") {
   if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
-  // H = Hkv: dK, dV are accumulated without atomics, so both precisions add the same fp32 numbers in the same
-  // order and the rounded return must equal the fp32 return rounded. P = 3: the odd ring stages in K/V buffer 1
+  // H = Hkv: each key row's dK, dV have one writer per kernel, so both precisions add the same fp32 numbers in
+  // the same order and the rounded return must equal the fp32 return rounded. P = 3: the odd ring stages in K/V buffer 1
   // and brings the gradients home into accumulator 1. P = 4: the steps' kernels add into the travelling dK/dV
   // themselves (RingProblem::gradients_added_by_kernel). The second problem multiplies by 1/k (group_mean).
   auto causal = shape(1, 1000, 3, 3, 64);

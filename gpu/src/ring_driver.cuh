@@ -16,9 +16,9 @@
 //   it to the chunk's accumulator received from rank p − 1 (its sum over the ranks that held the chunk
 //   before) and sends the sum on to rank p + 1 — after the last step home to the owner. That hop overlaps
 //   step s + 1's kernels; only the add waits for it. (RingProblem::gradients_added_by_kernel: the virtual
-//   ring from P = 4 waits for the accumulator instead and lets the kernel add into it.) The hop home follows the last step and
-//   overlaps nothing: under GradientPrecision::input the finished total is rounded to the dtype first (what
-//   the caller's framework would do to it anyway), halving that hop.
+//   ring from P = 4 waits for the accumulator instead and lets the kernel add into it.) The hop home follows
+//   the last step and overlaps nothing: under GradientPrecision::input the finished total is rounded to the
+//   dtype first (what the caller's framework would do to it anyway), halving that hop.
 //   A local_only schedule (every step after 0 skipped everywhere: LongNet segments inside the chunks) moves
 //   nothing at all: each rank attends within its own chunk and keeps its dK/dV.
 #pragma once
@@ -48,10 +48,11 @@ struct RingProblem {
   float scale = 1.0f;          // τ
   float output_factor = 1.0f;  // gpu::output_scale(config): 1/k under combine group_mean
   i64 max_rows = 0;            // the largest chunk: the rotation buffers' size
-  // Backward steps s ≥ 1: false (NcclRing; VirtualRing below P = 4), the kernel writes the held chunk's partial dK/dV into dk_step and an
-  // add kernel sums it into the travelling accumulator once that has arrived, so the hop overlaps the kernel;
-  // true (VirtualRing with P ≥ 4), the kernel waits for the accumulator and adds into it itself, saving the add's
-  // pass over memory, which on one GPU is SM time. dk_step/dv_step stay allocated, as a real rank's are.
+  // Backward steps s ≥ 1: false (NcclRing; VirtualRing below P = 4), the kernel writes the held chunk's
+  // partial dK/dV into dk_step and an add kernel sums it into the travelling accumulator once that has arrived,
+  // so the hop overlaps the kernel; true (VirtualRing with P ≥ 4), the kernel waits for the accumulator and adds
+  // into it itself, saving the add's pass over memory, which on one GPU is SM time. dk_step/dv_step stay
+  // allocated, as a real rank's are.
   bool gradients_added_by_kernel = false;
 
   // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
