@@ -39,6 +39,7 @@
 
 #include "ringlab/gpu/block_attention.hpp"
 #include "ringlab/gpu/device.hpp"
+#include "ringlab/gpu/dtype.hpp"
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/ring.hpp"
 #include "ringlab/positions.hpp"
@@ -141,6 +142,25 @@ gpu::DeviceBuffer random_buffer(i64 count, std::uint64_t seed) {
   gpu::DeviceBuffer buffer(bytes.size());
   buffer.upload(bytes.data(), bytes.size());
   return buffer;
+}
+
+// A device tensor's values as floats (bf16 decoded).
+std::vector<float> download_floats(const void* data, gpu::DType dtype, i64 count) {
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(count) * (dtype == gpu::DType::f32 ? 4 : 2));
+  check(cudaMemcpy(bytes.data(), data, bytes.size(), cudaMemcpyDeviceToHost), "download");
+  std::vector<float> values(static_cast<std::size_t>(count));
+  gpu::decode(dtype, bytes.data(), values);
+  return values;
+}
+
+// max |a − b| / max(max |b|, 1): how far the ring's tensor is from the dense pass's.
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0, largest = 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
+    largest = std::max(largest, std::abs(static_cast<double>(b[i])));
+  }
+  return worst / largest;
 }
 
 // Now as nvidia-smi's timestamp prints it, in local time: 2026/11/23 08:40:01.123.
@@ -326,11 +346,14 @@ int main(int argc, char** argv) {
               " mem = buffers of one virtual device\n");
   std::printf("- no copies: the same ring without transfers (wrong results; what the copies and their waits cost)\n");
   std::printf("- enqueue: the host's time in VirtualRing::forward / backward (launching, posting copies); where it"
-              " nears the ring's time, the host, not the GPU, sets the pace\n\n");
-  std::printf("| P | layout | mask | N/P | N | dense fwd ms | ring fwd ms | fwd ratio | no copies | fwd enqueue ms |"
-              " dense bwd ms | ring bwd ms | bwd ratio | no copies | bwd enqueue ms | ring fwd TFLOP/s |"
-              " ring bwd TFLOP/s | mem/device MiB |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              " nears the ring's time, the host, not the GPU, sets the pace\n");
+  std::printf("- check: before timing, the ring's O, LSE, dQ, dK, dV against the dense pass's on the same inputs, the"
+              " largest max |ring − dense| / max(max |dense|, 1); bounds as ringlab-ring's check (O 1.6e-2, LSE 1e-4,"
+              " gradients 1e-2); a row beyond them ends the run with exit 3\n\n");
+  std::printf("| P | layout | mask | N/P | N | check | dense fwd ms | ring fwd ms | fwd ratio | no copies |"
+              " fwd enqueue ms | dense bwd ms | ring bwd ms | bwd ratio | no copies | bwd enqueue ms |"
+              " ring fwd TFLOP/s | ring bwd TFLOP/s | mem/device MiB |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   struct Variant {
     Layout layout;
@@ -381,6 +404,40 @@ int main(int argc, char** argv) {
         gpu::VirtualRing ring(config, gpu::DType::bf16);
         ring.load(tq, tk, tv);
         ring.load_output_gradient(tdout);
+        // Check first: one forward and backward of each, compared.
+        double check_error = 0;
+        bool check_ok = true;
+        {
+          dense_forward();
+          dense_backward();
+          ring.forward();
+          ring.backward();
+          gpu::DeviceBuffer ring_out(count * 2), ring_lse(N * heads * 4), ring_dq(count * 4), ring_dk(count * 4),
+              ring_dv(count * 4);
+          ring.gather_output(gpu::DeviceTensor{ring_out.data(), gpu::DType::bf16, 1, N, heads, head_dim},
+                             ring_lse.as<float>());
+          auto f32 = [&](const gpu::DeviceBuffer& b) { return gpu::DeviceTensor{b.data(), gpu::DType::f32, 1, N, heads, head_dim}; };
+          ring.gather_gradients(f32(ring_dq), f32(ring_dk), f32(ring_dv));
+          check(cudaDeviceSynchronize(), "check");
+          const struct {
+            double error, bound;
+          } checks[] = {
+              {relative_error(download_floats(ring_out.data(), gpu::DType::bf16, count),
+                              download_floats(out.data(), gpu::DType::bf16, count)), 1.6e-2},
+              {relative_error(download_floats(ring_lse.data(), gpu::DType::f32, N * heads),
+                              download_floats(lse.data(), gpu::DType::f32, N * heads)), 1e-4},
+              {relative_error(download_floats(ring_dq.data(), gpu::DType::f32, count),
+                              download_floats(dq.data(), gpu::DType::f32, count)), 1e-2},
+              {relative_error(download_floats(ring_dk.data(), gpu::DType::f32, count),
+                              download_floats(dk.data(), gpu::DType::bf16, count)), 1e-2},
+              {relative_error(download_floats(ring_dv.data(), gpu::DType::f32, count),
+                              download_floats(dv.data(), gpu::DType::bf16, count)), 1e-2},
+          };
+          for (const auto& c : checks) {
+            check_error = std::max(check_error, c.error);
+            check_ok = check_ok && c.error <= c.bound;  // (false for NaN)
+          }
+        }
         // Forward first: the backward passes read the (O, LSE) the forward left, dense and ring alike.
         const RoundTimes fwd = time_rounds(rounds, iters, dense_forward, stream,
                                            [&](const gpu::RingPassOptions& o) { ring.forward(o); },
@@ -398,15 +455,19 @@ int main(int argc, char** argv) {
           return std::string(text);
         };
         const double fwd_ms = median(fwd.ring), bwd_ms = median(bwd.ring);
-        std::printf("| %lld | %s | %s | %lld | %lld | %.2f | %.2f | %s | %s | %.2f | %.2f | %.2f | %s | %s | %.2f |"
-                    " %.0f | %.0f | %.0f |\n",
+        std::printf("| %lld | %s | %s | %lld | %lld | %.1e%s | %.2f | %.2f | %s | %s | %.2f | %.2f | %.2f | %s | %s |"
+                    " %.2f | %.0f | %.0f | %.0f |\n",
                     (long long)ring_size, to_string(variant.layout).c_str(), variant.causal ? "causal" : "none",
-                    (long long)n_per, (long long)N, median(fwd.dense), fwd_ms, cell(ratio(fwd.ring, fwd.dense)).c_str(),
+                    (long long)n_per, (long long)N, check_error, check_ok ? "" : " FAIL", median(fwd.dense), fwd_ms, cell(ratio(fwd.ring, fwd.dense)).c_str(),
                     cell(ratio(fwd.ring_alone, fwd.dense)).c_str(), median(fwd.ring_host), median(bwd.dense), bwd_ms,
                     cell(ratio(bwd.ring, bwd.dense)).c_str(), cell(ratio(bwd.ring_alone, bwd.dense)).c_str(),
                     median(bwd.ring_host),
                     4.0 * head_dim * pairs / (fwd_ms * 1e9), 10.0 * head_dim * pairs / (bwd_ms * 1e9), mib);
         std::fflush(stdout);
+        if (!check_ok) {
+          std::fprintf(stderr, "ringlab_gpu_ring_bench: the ring differs from the dense pass beyond the bounds (row above)\n");
+          return 3;
+        }
         if (soak_seconds > 0) {
           const std::string row = std::to_string(ring_size) + "," + to_string(variant.layout) + "," +
                                   (variant.causal ? "causal" : "none") + "," + std::to_string(n_per);
