@@ -647,8 +647,8 @@ VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPre
     : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")),
       events_(std::make_unique<detail::EventPool>()) {
   // From P = 4 the backward kernels add into the travelling dK/dV themselves: the add kernels' passes over memory
-  // cost SM time on one GPU, and other devices' kernels fill the wait for the accumulator. At P = 2 both devices
-  // would wait for each other at every step, and that was slower (bench/results/gpu-virtual-ring-2026-11-23-H100-grads.md).
+  // cost SM time on one GPU, and other devices' kernels fill the wait for the accumulator. At P = 2 and 3 the
+  // devices wait for each other at every step, and that was slower (bench/results/gpu-virtual-ring-2026-11-23-H100-grads.md).
   problem_->gradients_added_by_kernel = problem_->schedule.ring_size >= 4;
   for (int p = 0; p < problem_->schedule.ring_size; ++p) ranks_.push_back(std::make_unique<detail::RingRank>(*problem_, p));
   transport_ = std::make_unique<CopyTransport>(problem_->schedule.ring_size);
