@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -30,6 +29,7 @@
 #include "commands.hpp"
 #include "ringlab/golden.hpp"
 #include "ringlab/gpu/block_attention.hpp"
+#include "ringlab/gpu/compare.hpp"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/ring.hpp"
@@ -132,33 +132,11 @@ WholeTensor random_tensor(NormalGenerator& generator, gpu::DType dtype, i64 batc
 }
 
 std::vector<float> download(const gpu::DeviceBuffer& buffer, gpu::DType dtype, std::size_t count) {
-  std::vector<unsigned char> bytes(count * gpu::size_of(dtype));
-  buffer.download(bytes.data(), bytes.size());
-  std::vector<float> values(count);
-  gpu::decode(dtype, bytes.data(), values);
-  return values;
+  return gpu::download_floats(buffer.data(), dtype, static_cast<i64>(count));
 }
 
 std::vector<float> download(const WholeTensor& tensor) {
   return download(tensor.buffer, tensor.view.dtype, static_cast<std::size_t>(tensor.view.size()));
-}
-
-// max |ring − single| / max(max |single|, 1) over the entries finite on both sides. An infinity must be met by
-// the same infinity (a query that sees no key has LSE = −∞ in both), else the difference is +inf; a NaN on
-// either side makes it NaN (the ring read something it never wrote).
-double relative_difference(std::span<const float> ring, std::span<const float> single) {
-  double worst = 0, largest = 0;
-  for (std::size_t i = 0; i < single.size(); ++i) {
-    const double a = ring[i], b = single[i];
-    if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<double>::quiet_NaN();
-    if (std::isinf(a) || std::isinf(b)) {
-      if (a != b) return std::numeric_limits<double>::infinity();
-      continue;
-    }
-    worst = std::max(worst, std::abs(a - b));
-    largest = std::max(largest, std::abs(b));
-  }
-  return worst / std::max(largest, 1.0);
 }
 
 struct Difference {
@@ -281,13 +259,13 @@ int run(const GpuSimulateRequest& request) {
 
   std::vector<Difference> differences;
   const auto lse_count = static_cast<std::size_t>(B * H * N);
-  differences.push_back({"O", relative_difference(download(ring_out), download(single_out))});
-  differences.push_back({"LSE", relative_difference(download(ring_lse, gpu::DType::f32, lse_count),
+  differences.push_back({"O", gpu::relative_error(download(ring_out), download(single_out))});
+  differences.push_back({"LSE", gpu::relative_error(download(ring_lse, gpu::DType::f32, lse_count),
                                                     download(single_lse, gpu::DType::f32, lse_count))});
   if (with_backward) {
-    differences.push_back({"dQ", relative_difference(download(*ring_dq), download(*single_dq))});
-    differences.push_back({"dK", relative_difference(download(*ring_dk), download(*single_dk))});
-    differences.push_back({"dV", relative_difference(download(*ring_dv), download(*single_dv))});
+    differences.push_back({"dQ", gpu::relative_error(download(*ring_dq), download(*single_dq))});
+    differences.push_back({"dK", gpu::relative_error(download(*ring_dk), download(*single_dk))});
+    differences.push_back({"dV", gpu::relative_error(download(*ring_dv), download(*single_dv))});
   }
 
   // Timed runs, then the twins.

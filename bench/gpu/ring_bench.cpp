@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "ringlab/gpu/block_attention.hpp"
+#include "ringlab/gpu/compare.hpp"
 #include "ringlab/gpu/device.hpp"
-#include "ringlab/gpu/dtype.hpp"
 #include "ringlab/gpu/memory.hpp"
 #include "ringlab/gpu/ring.hpp"
 #include "ringlab/positions.hpp"
@@ -144,24 +144,35 @@ gpu::DeviceBuffer random_buffer(i64 count, std::uint64_t seed) {
   return buffer;
 }
 
-// A device tensor's values as floats (bf16 decoded).
-std::vector<float> download_floats(const void* data, gpu::DType dtype, i64 count) {
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(count) * (dtype == gpu::DType::f32 ? 4 : 2));
-  check(cudaMemcpy(bytes.data(), data, bytes.size(), cudaMemcpyDeviceToHost), "download");
-  std::vector<float> values(static_cast<std::size_t>(count));
-  gpu::decode(dtype, bytes.data(), values);
-  return values;
-}
+// The single-GPU kernel on all N tokens (B = 1, H = Hkv, bf16): the inputs a ring loads, and the dense forward and
+// backward it is measured against, writing what the ring returns (dQ fp32; dK, dV bf16 by GradientWrite::overwrite).
+struct DensePass {
+  i64 N, heads, head_dim, count;
+  gpu::DeviceBuffer q, k, v, dout, out, lse, delta, dq, dk, dv;
+  PositionSet all;
+  float scale;
 
-// max |a − b| / max(max |b|, 1): how far the ring's tensor is from the dense pass's.
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0, largest = 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
-    largest = std::max(largest, std::abs(static_cast<double>(b[i])));
+  DensePass(i64 tokens, i64 heads_in, i64 head_dim_in)
+      : N(tokens), heads(heads_in), head_dim(head_dim_in), count(N * heads * head_dim), q(random_buffer(count, 1)),
+        k(random_buffer(count, 2)), v(random_buffer(count, 3)), dout(random_buffer(count, 4)), out(count * 2),
+        lse(N * heads * 4), delta(N * heads * 4), dq(count * 4), dk(count * 2), dv(count * 2),
+        all(contiguous_positions(0, N)), scale(1.0f / std::sqrt(static_cast<float>(head_dim))) {}
+  gpu::DeviceTensor tensor(const gpu::DeviceBuffer& buffer, gpu::DType dtype) const {
+    return {buffer.data(), dtype, 1, N, heads, head_dim};
   }
-  return worst / largest;
-}
+  gpu::ConstDeviceTensor input(const gpu::DeviceBuffer& buffer) const { return tensor(buffer, gpu::DType::bf16); }
+  void forward(const gpu::HeadMasks& mask, cudaStream_t stream) const {
+    gpu::block_attention_forward(input(q), all, input(k), input(v), all, mask, scale, tensor(out, gpu::DType::bf16),
+                                 lse.as<float>(), stream);
+  }
+  void backward(const gpu::HeadMasks& mask, cudaStream_t stream) const {
+    check(cudaMemsetAsync(dq.data(), 0, dq.bytes(), stream), "memset");
+    gpu::output_gradient_dot(input(dout), input(out), delta.as<float>(), stream);
+    gpu::block_attention_backward(input(q), all, input(k), input(v), all, mask, scale, input(dout), lse.as<float>(),
+                                  delta.as<float>(), tensor(dq, gpu::DType::f32), tensor(dk, gpu::DType::bf16),
+                                  tensor(dv, gpu::DType::bf16), stream, gpu::GradientWrite::overwrite);
+  }
+};
 
 // Now as nvidia-smi's timestamp prints it, in local time: 2026/11/23 08:40:01.123.
 std::string smi_time_now() {
@@ -318,20 +329,11 @@ int main(int argc, char** argv) {
     std::printf("|---|---|---|---|---|---|---|---|\n");
     for (i64 n_per : per_device)
       for (i64 ring_size : rings) {
-        const i64 N = n_per * ring_size, count = N * heads * head_dim;
-        gpu::DeviceBuffer q = random_buffer(count, 1), k = random_buffer(count, 2), v = random_buffer(count, 3);
-        gpu::DeviceBuffer out(count * 2), lse(N * heads * 4);
-        const gpu::ConstDeviceTensor tq(q.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-        const gpu::ConstDeviceTensor tk(k.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-        const gpu::ConstDeviceTensor tv(v.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-        const gpu::DeviceTensor tout{out.data(), gpu::DType::bf16, 1, N, heads, head_dim};
-        const PositionSet all = contiguous_positions(0, N);
+        const DensePass dense(n_per * ring_size, heads, head_dim);
         gpu::HeadMasks mask;
         mask.band = BandMask::from(false, -1, -1);
-        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-        contention_row(ring_size, n_per, heads, head_dim, rounds, iters, [&](cudaStream_t on) {
-          gpu::block_attention_forward(tq, all, tk, tv, all, mask, scale, tout, lse.as<float>(), on);
-        });
+        contention_row(ring_size, n_per, heads, head_dim, rounds, iters,
+                       [&](cudaStream_t on) { dense.forward(mask, on); });
       }
     return 0;
   }
@@ -348,8 +350,9 @@ int main(int argc, char** argv) {
   std::printf("- enqueue: the host's time in VirtualRing::forward / backward (launching, posting copies); where it"
               " nears the ring's time, the host, not the GPU, sets the pace\n");
   std::printf("- check: before timing, the ring's O, LSE, dQ, dK, dV against the dense pass's on the same inputs, the"
-              " largest max |ring − dense| / max(max |dense|, 1); bounds as ringlab-ring's check (O 1.6e-2, LSE 1e-4,"
-              " gradients 1e-2); a row beyond them ends the run with exit 3\n\n");
+              " largest max |ring − dense| / max(max |dense|, 1) (gpu::relative_error); bounds"
+              " gpu::ring_check_bounds, as ringlab-ring's check (O 1.6e-2, LSE 1e-4, gradients 1e-2); a row beyond"
+              " them ends the run with exit 3\n\n");
   std::printf("| P | layout | mask | N/P | N | check | dense fwd ms | ring fwd ms | fwd ratio | no copies |"
               " fwd enqueue ms | dense bwd ms | ring bwd ms | bwd ratio | no copies | bwd enqueue ms |"
               " ring fwd TFLOP/s | ring bwd TFLOP/s | mem/device MiB |\n");
@@ -365,34 +368,13 @@ int main(int argc, char** argv) {
   check(cudaStreamCreate(&stream), "stream");
   for (i64 n_per : per_device)
     for (i64 ring_size : rings) {
-      const i64 N = n_per * ring_size;
-      const i64 count = N * heads * head_dim;
-      gpu::DeviceBuffer q = random_buffer(count, 1), k = random_buffer(count, 2), v = random_buffer(count, 3);
-      gpu::DeviceBuffer dout = random_buffer(count, 4);
-      gpu::DeviceBuffer out(count * 2), lse(N * heads * 4), delta(N * heads * 4);
-      gpu::DeviceBuffer dq(count * 4), dk(count * 2), dv(count * 2);
-      const gpu::ConstDeviceTensor tq(q.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-      const gpu::ConstDeviceTensor tk(k.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-      const gpu::ConstDeviceTensor tv(v.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-      const gpu::ConstDeviceTensor tdout(dout.data(), gpu::DType::bf16, 1, N, heads, head_dim);
-      const gpu::DeviceTensor tout{out.data(), gpu::DType::bf16, 1, N, heads, head_dim};
-      const PositionSet all = contiguous_positions(0, N);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+      const DensePass dense(n_per * ring_size, heads, head_dim);
+      const i64 N = dense.N, count = dense.count;
       for (const Variant& variant : variants) {
         gpu::HeadMasks mask;
         mask.band = BandMask::from(variant.causal, -1, -1);
-        auto dense_forward = [&] {
-          gpu::block_attention_forward(tq, all, tk, tv, all, mask, scale, tout, lse.as<float>(), stream);
-        };
-        auto dense_backward = [&] {
-          check(cudaMemsetAsync(dq.data(), 0, dq.bytes(), stream), "memset");
-          gpu::output_gradient_dot(tdout, tout, delta.as<float>(), stream);
-          gpu::block_attention_backward(tq, all, tk, tv, all, mask, scale, tdout, lse.as<float>(), delta.as<float>(),
-                                        gpu::DeviceTensor{dq.data(), gpu::DType::f32, 1, N, heads, head_dim},
-                                        gpu::DeviceTensor{dk.data(), gpu::DType::bf16, 1, N, heads, head_dim},
-                                        gpu::DeviceTensor{dv.data(), gpu::DType::bf16, 1, N, heads, head_dim}, stream,
-                                        gpu::GradientWrite::overwrite);
-        };
+        auto dense_forward = [&] { dense.forward(mask, stream); };
+        auto dense_backward = [&] { dense.backward(mask, stream); };
         AttentionConfig config;
         config.batch = 1;
         config.seq = config.kv_seq = N;
@@ -402,8 +384,8 @@ int main(int argc, char** argv) {
         config.ring = static_cast<int>(ring_size);
         config.layout = variant.layout;
         gpu::VirtualRing ring(config, gpu::DType::bf16);
-        ring.load(tq, tk, tv);
-        ring.load_output_gradient(tdout);
+        ring.load(dense.input(dense.q), dense.input(dense.k), dense.input(dense.v));
+        ring.load_output_gradient(dense.input(dense.dout));
         // Check first: one forward and backward of each, compared.
         double check_error = 0;
         bool check_ok = true;
@@ -414,24 +396,25 @@ int main(int argc, char** argv) {
           ring.backward();
           gpu::DeviceBuffer ring_out(count * 2), ring_lse(N * heads * 4), ring_dq(count * 4), ring_dk(count * 4),
               ring_dv(count * 4);
-          ring.gather_output(gpu::DeviceTensor{ring_out.data(), gpu::DType::bf16, 1, N, heads, head_dim},
-                             ring_lse.as<float>());
-          auto f32 = [&](const gpu::DeviceBuffer& b) { return gpu::DeviceTensor{b.data(), gpu::DType::f32, 1, N, heads, head_dim}; };
-          ring.gather_gradients(f32(ring_dq), f32(ring_dk), f32(ring_dv));
+          ring.gather_output(dense.tensor(ring_out, gpu::DType::bf16), ring_lse.as<float>());
+          ring.gather_gradients(dense.tensor(ring_dq, gpu::DType::f32), dense.tensor(ring_dk, gpu::DType::f32),
+                                dense.tensor(ring_dv, gpu::DType::f32));
           check(cudaDeviceSynchronize(), "check");
+          using gpu::download_floats, gpu::relative_error;
+          const gpu::RingCheckBounds bounds = gpu::ring_check_bounds(gpu::DType::bf16);
           const struct {
             double error, bound;
           } checks[] = {
               {relative_error(download_floats(ring_out.data(), gpu::DType::bf16, count),
-                              download_floats(out.data(), gpu::DType::bf16, count)), 1.6e-2},
+                              download_floats(dense.out.data(), gpu::DType::bf16, count)), bounds.out},
               {relative_error(download_floats(ring_lse.data(), gpu::DType::f32, N * heads),
-                              download_floats(lse.data(), gpu::DType::f32, N * heads)), 1e-4},
+                              download_floats(dense.lse.data(), gpu::DType::f32, N * heads)), bounds.lse},
               {relative_error(download_floats(ring_dq.data(), gpu::DType::f32, count),
-                              download_floats(dq.data(), gpu::DType::f32, count)), 1e-2},
+                              download_floats(dense.dq.data(), gpu::DType::f32, count)), bounds.gradients},
               {relative_error(download_floats(ring_dk.data(), gpu::DType::f32, count),
-                              download_floats(dk.data(), gpu::DType::bf16, count)), 1e-2},
+                              download_floats(dense.dk.data(), gpu::DType::bf16, count)), bounds.gradients},
               {relative_error(download_floats(ring_dv.data(), gpu::DType::f32, count),
-                              download_floats(dv.data(), gpu::DType::bf16, count)), 1e-2},
+                              download_floats(dense.dv.data(), gpu::DType::bf16, count)), bounds.gradients},
           };
           for (const auto& c : checks) {
             check_error = std::max(check_error, c.error);

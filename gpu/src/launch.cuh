@@ -47,6 +47,12 @@ inline int next_timeline_launch() {
   return ++launches;
 }
 
+// One block's line of the timeline file (without its line end; the concurrent mode appends the stream).
+inline void print_block(std::FILE* file, int launch, const char* label, std::size_t block, const unsigned long long* r) {
+  std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu", launch, label, block, r[kSm], r[kTiles],
+               r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
+}
+
 // The concurrent mode's buffer and what was launched into it (see above). Written out by an exit handler,
 // which runs before the CUDA runtime's own (it is registered after the runtime started).
 class TimelineArena {
@@ -100,9 +106,8 @@ class TimelineArena {
       for (std::size_t block = 0; block < launch.blocks; ++block) {
         const unsigned long long* r = &records[launch.offset + block * kTimelineFields];
         if (r[kStarted] == 0) continue;
-        std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%d\n", launch.number, launch.label,
-                     block, r[kSm], r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed],
-                     r[kSearched], launch.stream);
+        print_block(file, launch.number, launch.label, block, r);
+        std::fprintf(file, ",%d\n", launch.stream);
       }
     std::fclose(file);
   }
@@ -153,8 +158,8 @@ void launch_per_tile(Kernel kernel, i64 rows, int tile_rows, int threads, int sh
   for (std::size_t block = 0; block < blocks; ++block) {
     const unsigned long long* r = &records[block * kTimelineFields];
     if (r[kStarted] == 0) continue;  // left before its first stamp (per-head dilation: no rows for its head)
-    std::fprintf(file, "%d,%s,%zu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", launch_number, label, block, r[kSm],
-                 r[kTiles], r[kStarted], r[kPlanned], r[kLanded], r[kLooped], r[kEnded], r[kViewed], r[kSearched]);
+    print_block(file, launch_number, label, block, r);
+    std::fputc('\n', file);
   }
   std::fclose(file);
 }

@@ -35,6 +35,7 @@
 #include "../config_flags.hpp"
 #include "ringlab/errors.hpp"
 #include "ringlab/gpu/block_attention.hpp"
+#include "ringlab/gpu/compare.hpp"
 #include "ringlab/gpu/device.hpp"
 #include "ringlab/gpu/lse_merge.hpp"
 #include "ringlab/gpu/memory.hpp"
@@ -202,15 +203,6 @@ struct SingleGpu {
   }
 };
 
-std::vector<float> download_floats(const void* device, gpu::DType dtype, i64 count) {
-  std::vector<unsigned char> bytes(count * gpu::size_of(dtype));
-  if (cudaMemcpy(bytes.data(), device, bytes.size(), cudaMemcpyDeviceToHost) != cudaSuccess)
-    throw gpu::CudaError("cudaMemcpy (download) failed");
-  std::vector<float> values(count);
-  gpu::decode(dtype, bytes.data(), values);
-  return values;
-}
-
 // max |got − want| / max(max |want|, 1) over the rows `rows` (positions) of [B, N, width] tensors; a
 // non-finite `got` where `want` is finite (or the reverse) counts as infinite error.
 double rows_error(const std::vector<float>& got, const std::vector<float>& want, const std::vector<i64>& rows, i64 batch,
@@ -258,23 +250,21 @@ bool check_rank(gpu::NcclCommunicator& comm, const AttentionConfig& c, const Opt
   const auto rows = ring.positions().expand(), key_rows = ring.key_positions().expand();
   const i64 HD = c.heads * c.head_dim, KD = c.kv_heads * c.head_dim;
   // LSE [B, H, N] read as [B·H, N, 1]: rows are positions within each (b, h).
-  const double e_out = rows_error(download_floats(out.data(), options.dtype, q_count),
-                                  download_floats(single.out.data(), options.dtype, q_count), rows, c.batch, c.seq, HD);
-  const double e_lse = rows_error(download_floats(lse.data(), gpu::DType::f32, c.batch * c.heads * c.seq),
-                                  download_floats(single.lse.data(), gpu::DType::f32, c.batch * c.heads * c.seq), rows,
+  const double e_out = rows_error(gpu::download_floats(out.data(), options.dtype, q_count),
+                                  gpu::download_floats(single.out.data(), options.dtype, q_count), rows, c.batch, c.seq, HD);
+  const double e_lse = rows_error(gpu::download_floats(lse.data(), gpu::DType::f32, c.batch * c.heads * c.seq),
+                                  gpu::download_floats(single.lse.data(), gpu::DType::f32, c.batch * c.heads * c.seq), rows,
                                   c.batch * c.heads, c.seq, 1);
-  const double e_dq = rows_error(download_floats(dq.data(), gpu::DType::f32, q_count),
-                                 download_floats(single.dq.data(), gpu::DType::f32, q_count), rows, c.batch, c.seq, HD);
-  const double e_dk = rows_error(download_floats(dk.data(), gpu::DType::f32, kv_count),
-                                 download_floats(single.dk.data(), gpu::DType::f32, kv_count), key_rows, c.batch, c.seq,
+  const double e_dq = rows_error(gpu::download_floats(dq.data(), gpu::DType::f32, q_count),
+                                 gpu::download_floats(single.dq.data(), gpu::DType::f32, q_count), rows, c.batch, c.seq, HD);
+  const double e_dk = rows_error(gpu::download_floats(dk.data(), gpu::DType::f32, kv_count),
+                                 gpu::download_floats(single.dk.data(), gpu::DType::f32, kv_count), key_rows, c.batch, c.seq,
                                  KD);
-  const double e_dv = rows_error(download_floats(dv.data(), gpu::DType::f32, kv_count),
-                                 download_floats(single.dv.data(), gpu::DType::f32, kv_count), key_rows, c.batch, c.seq,
+  const double e_dv = rows_error(gpu::download_floats(dv.data(), gpu::DType::f32, kv_count),
+                                 gpu::download_floats(single.dv.data(), gpu::DType::f32, kv_count), key_rows, c.batch, c.seq,
                                  KD);
-  // The ring and the single kernel run the same tile kernels; they differ in the order of the LSE merges
-  // and fp32 accumulations and in one rounding of O: a bf16/fp16 ulp or two on O, fp32 noise elsewhere. A
-  // lost or doubled step, a wrong chunk or a wrong position gives errors of order 1.
-  const double out_bound = options.dtype == gpu::DType::bf16 ? 1.6e-2 : 2e-3, grad_bound = 1e-2, lse_bound = 1e-4;
+  const gpu::RingCheckBounds bounds = gpu::ring_check_bounds(options.dtype);  // (why these: compare.hpp)
+  const double out_bound = bounds.out, grad_bound = bounds.gradients, lse_bound = bounds.lse;
   const bool ok = e_out <= out_bound && e_lse <= lse_bound && e_dq <= grad_bound && e_dk <= grad_bound &&
                   e_dv <= grad_bound;
   std::lock_guard<std::mutex> lock(print_mutex);
