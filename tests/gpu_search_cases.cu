@@ -3,12 +3,14 @@
 // every lane writes its answer, so that the test sees that all 32 lanes agree.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "attention_params.cuh"
+#include "kernel_sends.cuh"
 
 namespace {
 
@@ -93,6 +95,96 @@ std::string check_row_arithmetic() {
                      std::to_string(position_step) + ", count " + std::to_string(count) + ", residue " +
                      std::to_string(residue) + " mod " + std::to_string(modulus) + ")";
           }
+  return "";
+}
+
+// The hops a virtual ring step's kernel does (kernel_sends.cuh), on the host: over a whole grid, every 16 bytes of
+// K and V (and, backward, of the received dK/dV) go exactly once, to the same offset of the matching destination.
+// Forward: the blocks' equal shares. Backward: each block's own key rows (one owner per row: Hkv = H), for the row
+// maps of a contiguous chunk, a zigzag chunk (two runs) and a striped one. A unit sent twice or never, or to the
+// wrong place, names itself. "" when all hold.
+std::string check_send_coverage() {
+  using namespace ringlab::gpu::detail;
+  // Fake device addresses, far apart: only their differences are used.
+  auto base = [](int tensor) { return reinterpret_cast<unsigned char*>(std::uintptr_t{1} << 40) + (i64{tensor} << 34); };
+  for (i64 tensor_units : {1, 7, 1000, 12345})
+    for (i64 blocks : {1, 3, 132, 2000}) {
+      AttentionParams p;
+      p.batch = 1, p.kv_heads = 1, p.head_dim = 8, p.rows_k = tensor_units;  // 8 bf16 = 16 bytes a row
+      p.k = base(0), p.v = base(1), p.k_send = base(2), p.v_send = base(3);
+      std::vector<int> sent(static_cast<std::size_t>(2 * tensor_units), 0);
+      for (i64 block = 0; block < blocks; ++block) {
+        i64 first, end;
+        block_slice<2>(p, block, blocks, first, end);
+        for (i64 g = first; g < end; ++g) {
+          const SendUnit unit = slice_unit<2>(p, g);
+          const bool value = g >= tensor_units;
+          const auto* from = reinterpret_cast<const unsigned char*>(unit.from);
+          const auto* to = reinterpret_cast<unsigned char*>(unit.to);
+          if (from - base(value ? 1 : 0) != to - base(value ? 3 : 2) || (from - base(value ? 1 : 0)) % 16 != 0)
+            return "forward send of unit " + std::to_string(g) + ": source and destination offsets differ";
+          ++sent[static_cast<std::size_t>((value ? tensor_units : 0) + (from - base(value ? 1 : 0)) / 16)];
+        }
+      }
+      for (std::size_t u = 0; u < sent.size(); ++u)
+        if (sent[u] != 1)
+          return "forward sends, T = " + std::to_string(tensor_units) + ", G = " + std::to_string(blocks) + ": unit " +
+                 std::to_string(u) + " sent " + std::to_string(sent[u]) + " times";
+    }
+  constexpr int kBlockN = 128;
+  const i64 batch = 2, heads = 3, head_dim = 64, rows = 300;  // 300 rows: a partial last key tile
+  RowMap contiguous, zigzag, striped;
+  contiguous.run[0] = {rows, 0, 1, 0, 1};
+  contiguous.rows = rows;
+  zigzag.run[0] = {150, 0, 1, 150, 1};
+  zigzag.run[1] = {150, 150, 1, 1050, 1};
+  zigzag.rows = rows;
+  striped.run[0] = {rows, 0, 1, 2, 4};
+  striped.rows = rows;
+  for (const RowMap* map : {&contiguous, &zigzag, &striped})
+    for (int which = 0; which < 3; ++which) {  // K/V only, dK/dV only, both
+      AttentionParams p;
+      p.batch = batch, p.heads = p.kv_heads = heads, p.head_dim = head_dim, p.rows_k = rows;
+      p.k = base(0), p.v = base(1), p.dk = reinterpret_cast<float*>(base(2)), p.dv = reinterpret_cast<float*>(base(3));
+      if (which != 1) p.k_send = base(4), p.v_send = base(5);
+      if (which != 0) p.dk_from = reinterpret_cast<const float*>(base(6)), p.dv_from = reinterpret_cast<const float*>(base(7));
+      // [tensor] → how often each 16 bytes went: K, V (bf16), dK, dV (fp32), by source.
+      const i64 elements = batch * rows * heads * head_dim;
+      std::vector<int> sent_count[4] = {std::vector<int>(elements * 2 / 16), std::vector<int>(elements * 2 / 16),
+                                        std::vector<int>(elements * 4 / 16), std::vector<int>(elements * 4 / 16)};
+      const unsigned char* sources[4] = {base(0), base(1), base(6), base(7)};
+      const unsigned char* destinations[4] = {base(4), base(5), base(2), base(3)};
+      for (i64 b = 0; b < batch; ++b)
+        for (i64 h = 0; h < heads; ++h)
+          for (i64 tile = 0; tile * kBlockN < rows; ++tile) {
+            BlockPlan plan;
+            plan.view.k = *map;
+            plan.fixed_begin = tile * kBlockN;
+            plan.fixed_end = std::min<i64>(rows, (tile + 1) * kBlockN);
+            plan.kv_offset = (b * rows * heads + h) * head_dim;
+            const i64 units = key_row_units<2>(p, plan);
+            for (i64 u = 0; u < units; ++u) {
+              const SendUnit unit = key_row_unit<2>(p, plan, u);
+              const auto* from = reinterpret_cast<const unsigned char*>(unit.from);
+              const auto* to = reinterpret_cast<const unsigned char*>(unit.to);
+              int t = 0;
+              while (t < 4 && !(from >= sources[t] && from < sources[t] + (i64{1} << 34))) ++t;
+              if (t == 4 || from - sources[t] != to - destinations[t] || (from - sources[t]) % 16 != 0)
+                return "backward send of block (" + std::to_string(tile) + ", " + std::to_string(h) + ", " +
+                       std::to_string(b) + ") unit " + std::to_string(u) + ": wrong source or destination";
+              const auto index = static_cast<std::size_t>((from - sources[t]) / 16);
+              if (index >= sent_count[t].size()) return "backward send outside its tensor";
+              ++sent_count[t][index];
+            }
+          }
+      const bool kv = which != 1, grads = which != 0;
+      for (int t = 0; t < 4; ++t)
+        for (std::size_t i = 0; i < sent_count[t].size(); ++i)
+          if (sent_count[t][i] != ((t < 2 ? kv : grads) ? 1 : 0))
+            return std::string("backward sends (") + (map == &contiguous ? "contiguous" : map == &zigzag ? "zigzag" : "striped") +
+                   "): 16 bytes " + std::to_string(i) + " of tensor " + std::to_string(t) + " sent " +
+                   std::to_string(sent_count[t][i]) + " times";
+    }
   return "";
 }
 

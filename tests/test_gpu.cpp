@@ -47,6 +47,7 @@ namespace ringlab::testing {
 std::vector<std::int64_t> run_warp_search_cases(const std::vector<std::int64_t>& cases);  // gpu_search_cases.cu
 std::int64_t serial_search_case(std::int64_t lo, std::int64_t hi, std::int64_t threshold);
 std::string check_row_arithmetic();
+std::string check_send_coverage();  // gpu_search_cases.cu
 bool hopper_forward_runs();                // gpu_copy_probe.cu
 std::int64_t tma_descriptors_encoded();
 }  // namespace ringlab::testing
@@ -54,6 +55,11 @@ std::int64_t tma_descriptors_encoded();
 // Host code (runs without a GPU too): the integer helpers the kernels' plans are built from.
 TEST_CASE("The kernels' row arithmetic equals 64-bit arithmetic and brute force", "[gpu]") {
   REQUIRE(testing::check_row_arithmetic() == "");
+}
+
+// Host code too: a virtual ring's hop done by the kernels (gpu::KernelSends) must move every byte once.
+TEST_CASE("The kernels' sends cover K, V and the received dK, dV exactly once, in place", "[gpu]") {
+  REQUIRE(testing::check_send_coverage() == "");
 }
 
 // The kernels' plans find their tile ranges with WarpSearch (32 probes per round); a range one tile too
@@ -487,6 +493,17 @@ TEST_CASE("gpu::block_attention_* rejects what it does not support, naming what 
     CHECK(message.find(name) != std::string::npos);
     CHECK(message.find("middle for a dilated mask") != std::string::npos);
   }
+  // A virtual ring's hop done by the kernel (KernelSends) needs one owner per key row: no dilation (nor GQA).
+  alignas(16) int stand_in[4];
+  gpu::KernelSends sends;
+  sends.k_to = sends.v_to = stand_in;
+  const std::string sends_message = message_of([&] {
+    gpu::block_attention_forward_accumulate(q2, positions, q2, q2, positions, dilated, 1.0f, acc2, &lse_stand_in,
+                                            nullptr, gpu::AccumulateStep::middle, {}, &sends);
+  });
+  INFO(sends_message);
+  CHECK(sends_message.find("sends") != std::string::npos);
+  CHECK(sends_message.find("no dilation") != std::string::npos);
 }
 
 TEST_CASE("gpu block attention equals the fp64 reference: masks, GQA, awkward sizes", "[gpu]") {

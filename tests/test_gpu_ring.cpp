@@ -80,7 +80,7 @@ Expected expected_for(AttentionConfig config, const Inputs& in, DType dtype) {
 // to the dtype (as the baselines are) unless `as_gathered`.
 Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inputs& in, DType dtype,
                  gpu::GradientPrecision gradients = gpu::GradientPrecision::input, bool as_gathered = false,
-                 int repeat = 1) {
+                 int repeat = 1, gpu::RingHops hops = gpu::RingHops::automatic) {
   config.ring = ring_size;
   config.layout = layout;
   const std::vector<i64> q_shape = in.q.shape, k_shape = in.k.shape;
@@ -89,7 +89,7 @@ Outputs run_ring(AttentionConfig config, int ring_size, Layout layout, const Inp
   DeviceArray dout = to_device(in.dout, dtype);
   DeviceArray out = poisoned(q_shape, dtype), lse = poisoned(lse_shape, DType::f32);
   DeviceArray dq = poisoned(q_shape, DType::f32), dk = poisoned(k_shape, DType::f32), dv = poisoned(k_shape, DType::f32);
-  gpu::VirtualRing ring(config, dtype, gradients);
+  gpu::VirtualRing ring(config, dtype, gradients, hops);
   ring.poison();
   ring.load(q.tensor, k.tensor, v.tensor);
   gpu::RingPassOptions passes;
@@ -242,6 +242,21 @@ TEST_CASE("gpu::VirtualRing rejects what it does not support, before touching th
   CHECK(message.find("head_dim = 32") != std::string::npos);
 }
 
+TEST_CASE("gpu::VirtualRing refuses hops by the kernels where the kernels cannot send, naming the option",
+          "[gpu][ring]") {
+  auto gqa = shape(1, 1024, 4, 2, 64);  // Hkv < H: a key row has several writers
+  gqa.ring = 2;
+  std::string message;
+  try {
+    gpu::VirtualRing ring(gqa, DType::bf16, gpu::GradientPrecision::input, gpu::RingHops::kernels);
+  } catch (const ConfigError& error) {
+    message = error.what();
+  }
+  INFO(message);
+  CHECK(message.find("hops") != std::string::npos);
+  CHECK(message.find("Hkv = H") != std::string::npos);
+}
+
 TEST_CASE("gpu::VirtualRing equals the fp64 reference: P = 2, 4, 8, every layout, causal and not, GQA",
           "[gpu][ring]") {
   if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
@@ -379,6 +394,58 @@ TEST_CASE("gpu::VirtualRing: runs and repeated passes give the same results", "[
       CHECK(differ_again == 0);
       CHECK(differ_twice == 0);
     }
+  }
+}
+
+TEST_CASE("gpu::VirtualRing: hops by the kernels give the bits of hops by copies", "[gpu][ring]") {
+  if (gpu::device_count() == 0) RINGLAB_SKIP("GPU test skipped: " + gpu::unavailable_reason());
+  // RingHops::kernels: each step's attention kernel copies the held K/V on and passes the received dK/dV on with its
+  // share added (gpu::KernelSends); RingHops::copies: the same hops by cudaMemcpyAsync, the share added by the
+  // kernel (P ≥ 4) or an add kernel. Both add the same two fp32 numbers per element per step, so O, LSE, dK and dV
+  // must agree to the bit (dQ, summed by atomics, to the tolerance). Skipped steps (causal contiguous, the window)
+  // pass the chunk on by copies in both. Where the Hopper kernels cannot run there is nothing to compare.
+  auto causal = shape(1, 1025, 3, 3, 128);
+  causal.causal = true;
+  auto full = shape(2, 97 * 8, 2, 2, 64);  // B = 2, 97 rows per device at P = 8
+  auto window = shape(1, 1536, 5, 5, 64);  // most steps skipped at P = 6
+  window.causal = true;
+  window.window_left = 200;
+  std::uint64_t seed = 690;
+  for (const auto& [config, dtype] :
+       {std::pair{causal, DType::bf16}, std::pair{full, DType::f16}, std::pair{window, DType::bf16}}) {
+    if (!gpu::kernel_sends_available(dtype, config.head_dim, config.heads, config.kv_heads, gpu::HeadMasks{}))
+      RINGLAB_SKIP("hops by the kernels need the Hopper kernels (sm_90a): " + gpu::describe_device());
+    auto raw = testing::random_inputs(config, ++seed);
+    const Inputs in{rounded(raw.q, dtype), rounded(raw.k, dtype), rounded(raw.v, dtype), rounded(raw.dout, dtype)};
+    const Expected expected = expected_for(config, in, dtype);
+    for (int ring_size : {2, 3, 5, 6, 8})
+      for (Layout layout : {Layout::contiguous, Layout::zigzag, Layout::striped}) {
+        AttentionConfig ring_config = config;
+        ring_config.ring = ring_size;
+        ring_config.layout = layout;
+        try {
+          ring_config.validate();
+        } catch (const ConfigError&) {
+          continue;  // (zigzag needs 2P chunks of the sequence, and so on)
+        }
+        const std::string name = "P=" + std::to_string(ring_size) + " " + to_string(layout) + " " + label(config);
+        const auto input = gpu::GradientPrecision::input;
+        const Outputs copies = run_ring(config, ring_size, layout, in, dtype, input, true, 1, gpu::RingHops::copies);
+        const Outputs kernels = run_ring(config, ring_size, layout, in, dtype, input, true, 1, gpu::RingHops::kernels);
+        Outputs kernels_rounded = kernels;
+        for (Tensor<double>* t : {&kernels_rounded.dq, &kernels_rounded.dk, &kernels_rounded.dv}) *t = rounded(*t, dtype);
+        compare(name + " (hops by kernels)", dtype, kernels_rounded, expected);
+        const char* tensors[] = {"O", "LSE", "dK", "dV"};
+        const Tensor<double>* a[] = {&copies.out, &copies.lse, &copies.dk, &copies.dv};
+        const Tensor<double>* b[] = {&kernels.out, &kernels.lse, &kernels.dk, &kernels.dv};
+        for (int t = 0; t < 4; ++t) {
+          i64 differ = 0;
+          for (std::size_t i = 0; i < a[t]->data.size(); ++i) differ += a[t]->data[i] != b[t]->data[i];  // (NaN ≠ NaN)
+          INFO(name << ", " << tensors[t] << ": values that differ between the hops by copies and by kernels: " << differ
+                    << " of " << a[t]->data.size());
+          CHECK(differ == 0);
+        }
+      }
   }
 }
 

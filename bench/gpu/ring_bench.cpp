@@ -2,12 +2,16 @@
 // total problem (issue 6's target: ≤ 10% slower when N/P ≥ 4096). Prints a markdown table.
 //
 //   ringlab_gpu_ring_bench [--commit TEXT] [--heads H] [--rounds R] [--iters I] [--per-device N1,N2,...]
-//                          [--rings P1,P2,...] [--contention] [--soak SECONDS]
+//                          [--rings P1,P2,...] [--hops copies,kernels] [--contention] [--soak SECONDS]
 //
 // Dense: gpu::block_attention_forward on the whole sequence, then output_gradient_dot + block_attention_backward
 // writing what the ring returns (dQ fp32, dK and dV in the dtype: GradientWrite::overwrite). Ring:
 // VirtualRing::forward(), then VirtualRing::backward() (which includes its own δ). Both bf16, D = 128, B = 1,
 // H = Hkv, inputs uniform in [−1, 1].
+//
+// --hops: how the ring's chunks move between the virtual devices (gpu::RingHops), a row for each: copies
+// (cudaMemcpyAsync on a copy stream per link) or kernels (each step's attention kernel copies what it holds on);
+// default: both.
 //
 // Timing: the H100s run at their power cap, and the same kernel's rate drifts by up to 20 % over seconds
 // (bench/results/gpu-persistent-2026-11-23-H100.md). Timing the dense kernel once and the ring afterwards put
@@ -279,6 +283,7 @@ int main(int argc, char** argv) {
   std::vector<i64> per_device = {4096, 8192}, rings = {2, 4, 8};
   bool contention = false;
   double soak_seconds = 0;
+  std::vector<gpu::RingHops> hops_list = {gpu::RingHops::copies, gpu::RingHops::kernels};
   // A flag the benchmark does not know, a missing or malformed value, or a count below 1: say which and stop.
   auto refuse = [](const std::string& flag, const std::string& value, const char* valid) {
     std::fprintf(stderr, "ringlab_gpu_ring_bench: %s '%s': expected %s\n", flag.c_str(), value.c_str(), valid);
@@ -300,7 +305,16 @@ int main(int argc, char** argv) {
       else if (flag == "--rounds") rounds = std::stoi(value);
       else if (flag == "--per-device") per_device = parse_list(value);
       else if (flag == "--rings") rings = parse_list(value);
-      else refuse(flag, value, "a flag of the usage line (at the top of bench/gpu/ring_bench.cpp)");
+      else if (flag == "--hops") {
+        hops_list.clear();
+        std::stringstream items(value);
+        for (std::string item; std::getline(items, item, ',');) {
+          if (item == "copies") hops_list.push_back(gpu::RingHops::copies);
+          else if (item == "kernels") hops_list.push_back(gpu::RingHops::kernels);
+          else refuse(flag, value, "a list of copies, kernels");
+        }
+        if (hops_list.empty()) refuse(flag, value, "a list of copies, kernels");
+      } else refuse(flag, value, "a flag of the usage line (at the top of bench/gpu/ring_bench.cpp)");
     } catch (const std::exception&) {
       refuse(flag, value, "a number (a list of numbers for --per-device and --rings)");
     }
@@ -339,8 +353,11 @@ int main(int argc, char** argv) {
   }
   std::printf("- dense = gpu::block_attention_forward / output_gradient_dot + block_attention_backward on all N"
               " (dQ fp32, dK and dV bf16 as the ring returns them: GradientWrite::overwrite); ring ="
-              " gpu::VirtualRing::forward / backward (P virtual devices, K/V rotated by cudaMemcpyAsync on a copy"
-              " stream per link, dK/dV travel and return home)\n");
+              " gpu::VirtualRing::forward / backward (P virtual devices; K/V, and backward dK/dV, travel from device to"
+              " device and dK/dV return home)\n");
+  std::printf("- hops (gpu::RingHops): copies = cudaMemcpyAsync on a copy stream per link; kernels = each step's"
+              " attention kernel copies the chunk it holds (and the dK/dV it received, its share added) into the next"
+              " device's buffers, the hop home by copies\n");
   std::printf("- timing: after a warm-up, %d rounds; each round times dense, ring and ring without copies back to"
               " back, each the median of %d calls (CUDA events); times are medians over the rounds\n", rounds, iters);
   std::printf("- ratio = ring time / dense time of the same round: the median over rounds (lowest–highest round);"
@@ -353,10 +370,10 @@ int main(int argc, char** argv) {
               " largest max |ring − dense| / max(max |dense|, 1) (gpu::relative_error); bounds"
               " gpu::ring_check_bounds, as ringlab-ring's check (O 1.6e-2, LSE 1e-4, gradients 1e-2); a row beyond"
               " them ends the run with exit 3\n\n");
-  std::printf("| P | layout | mask | N/P | N | check | dense fwd ms | ring fwd ms | fwd ratio | no copies |"
+  std::printf("| P | layout | mask | hops | N/P | N | check | dense fwd ms | ring fwd ms | fwd ratio | no copies |"
               " fwd enqueue ms | dense bwd ms | ring bwd ms | bwd ratio | no copies | bwd enqueue ms |"
               " ring fwd TFLOP/s | ring bwd TFLOP/s | mem/device MiB |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   struct Variant {
     Layout layout;
@@ -370,7 +387,8 @@ int main(int argc, char** argv) {
     for (i64 ring_size : rings) {
       const DensePass dense(n_per * ring_size, heads, head_dim);
       const i64 N = dense.N, count = dense.count;
-      for (const Variant& variant : variants) {
+      for (const Variant& variant : variants)
+      for (const gpu::RingHops hops : hops_list) {
         gpu::HeadMasks mask;
         mask.band = BandMask::from(variant.causal, -1, -1);
         auto dense_forward = [&] { dense.forward(mask, stream); };
@@ -383,7 +401,7 @@ int main(int argc, char** argv) {
         config.causal = variant.causal;
         config.ring = static_cast<int>(ring_size);
         config.layout = variant.layout;
-        gpu::VirtualRing ring(config, gpu::DType::bf16);
+        gpu::VirtualRing ring(config, gpu::DType::bf16, gpu::GradientPrecision::input, hops);
         ring.load(dense.input(dense.q), dense.input(dense.k), dense.input(dense.v));
         ring.load_output_gradient(dense.input(dense.dout));
         // Check first: one forward and backward of each, compared.
@@ -438,10 +456,10 @@ int main(int argc, char** argv) {
           return std::string(text);
         };
         const double fwd_ms = median(fwd.ring), bwd_ms = median(bwd.ring);
-        std::printf("| %lld | %s | %s | %lld | %lld | %.1e%s | %.2f | %.2f | %s | %s | %.2f | %.2f | %.2f | %s | %s |"
-                    " %.2f | %.0f | %.0f | %.0f |\n",
+        std::printf("| %lld | %s | %s | %s | %lld | %lld | %.1e%s | %.2f | %.2f | %s | %s | %.2f | %.2f | %.2f | %s |"
+                    " %s | %.2f | %.0f | %.0f | %.0f |\n",
                     (long long)ring_size, to_string(variant.layout).c_str(), variant.causal ? "causal" : "none",
-                    (long long)n_per, (long long)N, check_error, check_ok ? "" : " FAIL", median(fwd.dense), fwd_ms, cell(ratio(fwd.ring, fwd.dense)).c_str(),
+                    ring.hops() == gpu::RingHops::kernels ? "kernels" : "copies", (long long)n_per, (long long)N, check_error, check_ok ? "" : " FAIL", median(fwd.dense), fwd_ms, cell(ratio(fwd.ring, fwd.dense)).c_str(),
                     cell(ratio(fwd.ring_alone, fwd.dense)).c_str(), median(fwd.ring_host), median(bwd.dense), bwd_ms,
                     cell(ratio(bwd.ring, bwd.dense)).c_str(), cell(ratio(bwd.ring_alone, bwd.dense)).c_str(),
                     median(bwd.ring_host),
@@ -453,7 +471,9 @@ int main(int argc, char** argv) {
         }
         if (soak_seconds > 0) {
           const std::string row = std::to_string(ring_size) + "," + to_string(variant.layout) + "," +
-                                  (variant.causal ? "causal" : "none") + "," + std::to_string(n_per);
+                                  (variant.causal ? "causal" : "none") +
+                                  (ring.hops() == gpu::RingHops::kernels ? "+kernel hops" : "") + "," +
+                                  std::to_string(n_per);
           gpu::RingPassOptions no_copies;
           no_copies.transfer = false;
           soak(row, "dense", soak_seconds, stream, dense_forward);

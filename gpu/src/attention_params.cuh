@@ -136,6 +136,13 @@ struct AttentionParams {
   void* dk_out = nullptr;
   void* dv_out = nullptr;
   bool dkv_out_fp32 = false;  // dk_out, dv_out hold fp32 (a ring step's partial) instead of the element type
+  // A virtual ring's hop done by the Hopper kernels' producer warps (gpu::KernelSends): K and V [B, rows_k, Hkv, D]
+  // copied to k_send / v_send; backward, dk = dk_from + this block's dK (dv likewise), each block copying its own
+  // key rows before it adds to them. Null: no sends.
+  void* k_send = nullptr;
+  void* v_send = nullptr;
+  const float* dk_from = nullptr;
+  const float* dv_from = nullptr;
 
   i64 batch = 1, heads = 1, kv_heads = 1, head_dim = 0;
   i64 rows_q = 0, rows_k = 0;  // tensor rows of each side

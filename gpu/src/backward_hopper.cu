@@ -33,6 +33,7 @@
 #include "backward_common.cuh"
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
+#include "kernel_sends.cuh"
 #include "kernels.cuh"
 #include "launch.cuh"
 #include "pipeline.cuh"
@@ -85,12 +86,15 @@ __device__ __forceinline__ HeadView transposed(const HeadView& view) {
 }
 
 // The mbarriers of one block: K and V landed; query stage s landed (full) or released by both consumers; the dQ
-// staging written by both consumers (dq_full) or read by the producer's bulk reductions (dq_empty).
+// staging written by both consumers (dq_full) or read by the producer's bulk reductions (dq_empty); the producer's
+// sends done (sent: the received dK/dV rows copied, before the epilogue adds to them; kernel_sends.cuh).
 struct BackwardBarriers {
-  unsigned long long kv_full, q_full[2], q_empty[2], dq_full, dq_empty;
+  unsigned long long kv_full, q_full[2], q_empty[2], dq_full, dq_empty, sent;
 };
 
-template <class Traits>
+// Sends: a virtual ring's hop rides along (kernel_sends.cuh); a separate instantiation, so that the kernel
+// without it keeps its registers.
+template <class Traits, bool Sends>
 __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const AttentionParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Element = typename Traits::Element;
@@ -134,13 +138,19 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     }
     ptx::mbarrier_init(ptx::shared_address(&barriers.dq_full), kConsumerThreads);
     ptx::mbarrier_init(ptx::shared_address(&barriers.dq_empty), 128);
+    ptx::mbarrier_init(ptx::shared_address(&barriers.sent), 128);
   }
   __syncthreads();
   if (threadIdx.x == 0) record(p, kPlanned, global_time_ns());
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.k.rows) return;  // no key rows here
-  if (plan.visit_begin >= plan.visit_end) {     // no query sees these keys: nothing to add, or zeros to write
+  // A virtual ring's hop (kernel_sends.cuh): this block's key rows of K, V and of the received dK/dV.
+  constexpr int kElementBytes = sizeof(Element);
+  auto send_unit = [&](i64 u) { return key_row_unit<kElementBytes>(p, plan, u); };
+  if (plan.visit_begin >= plan.visit_end) {  // no query sees these keys: nothing to add, or zeros to write
+    if constexpr (Sends)  // (dK = the received rows + 0)
+      send_rest(send_unit, 0, key_row_units<kElementBytes>(p, plan), static_cast<int>(threadIdx.x), Traits::kThreads);
     if (p.dk_out != nullptr) {  // 16 bytes at a time (all-zero bytes are +0 in every dtype)
       const int element_bytes = p.dkv_out_fp32 ? 4 : 2;
       const int pieces = D * element_bytes / 16;
@@ -185,6 +195,8 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
     // of tile t − 1). At D = 64, where a tile takes half as long, t − 1's: 3 % faster there, 3–8 % slower at D = 128
     // (bench/results/gpu-backward-producer-dq-2026-11-23-H100.md).
     constexpr int kDqLag = D == 128 ? 2 : 1;
+    i64 sent = 0;  // the hop's units sent so far (kernel_sends.cuh)
+    const i64 send_end = Sends ? key_row_units<kElementBytes>(p, plan) : 0;
     // (The consumers release tile t's stage before they wait for tile t − 1's staging back: with a lag of 4 or more
     // the producer would wait for a stage the consumers release only after the staging it holds back.)
     static_assert(kDqLag >= 1 && kDqLag <= 3, "the dQ lag the barriers allow");
@@ -221,8 +233,17 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
       }
       ptx::cp_async_arrive(stage_barrier(barriers.q_full, t));
       if (t >= kDqLag) add_dq(t - kDqLag);
+      // Two units of the hop per thread per tile, while the producer would wait for the next stage anyway.
+      if constexpr (Sends)
+        if (sent < send_end) sent = send_one(send_unit, sent, send_end, tid, 128);
     }
     for (int u = tiles >= kDqLag ? tiles - kDqLag : 0; u < tiles; ++u) add_dq(u);
+    if constexpr (Sends) {
+      send_rest(send_unit, sent, send_end, tid, 128);
+      // The received dK/dV rows are in place before the consumers' bulk reductions (the async proxy) add to them.
+      ptx::fence_proxy_async_global();
+      ptx::mbarrier_arrive(ptx::shared_address(&barriers.sent));
+    }
     ptx::cp_async_wait<0>();
     return;
   }
@@ -453,6 +474,10 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
   if (consumer_thread < 64) {
     const i64 key = k_begin + consumer * 64 + consumer_thread;
     if (key < plan.fixed_end) {
+      if (Sends && p.dk_from != nullptr) {  // the producer has copied the received rows these reductions add to
+        ptx::mbarrier_wait(ptx::shared_address(&barriers.sent), 0);
+        ptx::fence_proxy_async_global();
+      }
       const i64 offset = plan.kv_offset + view.k.row(key) * p.kv_heads * p.head_dim;
       const std::uint32_t at = sK + static_cast<std::uint32_t>(consumer_thread * kRowFloats * 4);
       ptx::bulk_reduce_add_f32(p.dk + offset, at + dk_stage, D * 4);
@@ -470,7 +495,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
 template <class Element, int HeadDim>
 void launch_hopper_backward(const AttentionParams& params, i64 rows_k, cudaStream_t stream) {
   using Traits = HopperBackwardTraits<Element, HeadDim>;
-  launch_per_tile(hopper_backward<Traits>, rows_k, Traits::kBlockN, Traits::kThreads, Traits::kSharedBytes, params,
+  const bool sends = params.k_send != nullptr || params.dk_from != nullptr;
+  launch_per_tile(sends ? hopper_backward<Traits, true> : hopper_backward<Traits, false>, rows_k, Traits::kBlockN,
+                  Traits::kThreads, Traits::kSharedBytes, params,
                   stream, "hopper_backward");
 }
 

@@ -270,6 +270,45 @@ void require_like(ConstDeviceTensor t, ConstDeviceTensor like, DType dtype, cons
   require_aligned(t.data, dtype == DType::f32 ? 8 : 16, name);
 }
 
+// Validates a step's KernelSends and puts them in the kernel parameters. `grads_passed_on`: the call may pass a
+// dK/dV accumulator on (backward with GradientWrite::accumulate).
+void apply_sends(AttentionParams& params, const KernelSends& sends, ConstDeviceTensor q, ConstDeviceTensor k,
+                 const HeadMasks& mask, bool grads_passed_on, const char* who) {
+  require(kernel_sends_available(q.dtype, q.head_dim, q.heads, k.heads, mask), "sends", who,
+          "the Hopper kernels (sm_90a) in bf16/fp16 with head_dim 64 or 128, Hkv = H and no dilation "
+          "(gpu::kernel_sends_available); here: " + shape_text(q) + ", Hkv = " + std::to_string(k.heads) +
+              (mask.dilation.empty() ? "" : ", dilated"));
+  require((sends.k_to == nullptr) == (sends.v_to == nullptr), "sends.k_to, sends.v_to", "one of them null",
+          "both device pointers, or both null");
+  require((sends.dk_from == nullptr) == (sends.dv_from == nullptr), "sends.dk_from, sends.dv_from",
+          "one of them null", "both device pointers, or both null");
+  require(sends.dk_from == nullptr || grads_passed_on, "sends.dk_from", "set",
+          "null except in block_attention_backward with GradientWrite::accumulate");
+  require(sends.k_to != k.data && sends.dk_from != params.dk, "sends", "a destination equal to its source",
+          "buffers apart from k, v, dk, dv");
+  for (const void* pointer : {static_cast<const void*>(sends.k_to), static_cast<const void*>(sends.v_to),
+                              static_cast<const void*>(sends.dk_from), static_cast<const void*>(sends.dv_from)})
+    require_aligned(pointer, 16, "sends");
+  params.k_send = sends.k_to;
+  params.v_send = sends.v_to;
+  params.dk_from = sends.dk_from;
+  params.dv_from = sends.dv_from;
+}
+
+// The sends of a call that launches no kernel (no pair to compute): the same hop by copies.
+void send_by_copies(const AttentionParams& params, ConstDeviceTensor k, cudaStream_t stream) {
+  const std::size_t kv_bytes = static_cast<std::size_t>(k.size()) * size_of(k.dtype);
+  if (params.k_send != nullptr) {
+    RINGLAB_CUDA_CHECK(cudaMemcpyAsync(params.k_send, params.k, kv_bytes, cudaMemcpyDeviceToDevice, stream));
+    RINGLAB_CUDA_CHECK(cudaMemcpyAsync(params.v_send, params.v, kv_bytes, cudaMemcpyDeviceToDevice, stream));
+  }
+  if (params.dk_from != nullptr) {  // dK = the received accumulator + 0
+    const std::size_t grad_bytes = static_cast<std::size_t>(k.size()) * 4;
+    RINGLAB_CUDA_CHECK(cudaMemcpyAsync(params.dk, params.dk_from, grad_bytes, cudaMemcpyDeviceToDevice, stream));
+    RINGLAB_CUDA_CHECK(cudaMemcpyAsync(params.dv, params.dv_from, grad_bytes, cudaMemcpyDeviceToDevice, stream));
+  }
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -306,9 +345,10 @@ void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions
 void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                                         ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                                         float scale, DeviceTensor acc, float* lse, Stream stream,
-                                        AccumulateStep step, DeviceTensor out) {
+                                        AccumulateStep step, DeviceTensor out, const KernelSends* sends) {
   using namespace detail;
   AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
+  if (sends != nullptr) apply_sends(params, *sends, q, k, mask, false, "block_attention_forward_accumulate");
   require_like(acc, q, DType::f32, "acc", "q");
   require(lse != nullptr, "lse", "nullptr", "a device pointer to [B, H, n] floats");
   require(q.dtype != DType::f32, "q.dtype", "fp32",
@@ -332,7 +372,10 @@ void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& 
                                                           : kAccumulateMiddle;
   i64 rows_q, rows_k;
   visited_rows(params, rows_q, rows_k);
-  if (rows_q == 0 || rows_k == 0) return;  // nothing selected on a side: the block adds nothing (middle only)
+  if (rows_q == 0 || rows_k == 0) {  // nothing selected on a side: the block adds nothing (middle only)
+    send_by_copies(params, k, stream);
+    return;
+  }
   with_tensor_core_kernel(q.dtype, q.head_dim, [&]<class Element, int HeadDim>() {
     launch_fast_forward<Element, HeadDim>(params, rows_q, stream);
   });
@@ -355,7 +398,8 @@ void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* d
 void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                               ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask, float scale,
                               ConstDeviceTensor dout, const float* lse, const float* delta, DeviceTensor dq,
-                              DeviceTensor dk, DeviceTensor dv, Stream stream, GradientWrite write) {
+                              DeviceTensor dk, DeviceTensor dv, Stream stream, GradientWrite write,
+                              const KernelSends* sends) {
   using namespace detail;
   AttentionParams params = make_params(q, q_positions, k, v, k_positions, mask, scale);
   require_like(dout, q, q.dtype, "dout", "q");
@@ -370,6 +414,11 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
   params.lse_in = lse;
   params.delta = delta;
   params.dq = static_cast<float*>(dq.data);
+  if (sends != nullptr) {
+    params.dk = static_cast<float*>(dk.data);  // (what the received accumulator is passed on in)
+    params.dv = static_cast<float*>(dv.data);
+    apply_sends(params, *sends, q, k, mask, !overwrite, "block_attention_backward");
+  }
   i64 rows_q, rows_k;
   visited_rows(params, rows_q, rows_k);
   const auto clear = [&](DeviceTensor t) {
@@ -377,6 +426,7 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
   };
   if (rows_q == 0 || rows_k == 0) {  // no pair: every gradient += 0
     if (overwrite) clear(dk), clear(dv);
+    send_by_copies(params, k, stream);
     return;
   }
   const auto launch = [&] {
@@ -468,6 +518,12 @@ void scale_in_place(DeviceTensor tensor, float factor, Stream stream) {
         static_cast<Element*>(tensor.data), factor, count);
   });
   RINGLAB_CUDA_CHECK(cudaGetLastError());
+}
+
+bool kernel_sends_available(DType dtype, std::int64_t head_dim, std::int64_t heads, std::int64_t kv_heads,
+                            const HeadMasks& mask) {
+  return dtype != DType::f32 && (head_dim == 64 || head_dim == 128) && heads == kv_heads && mask.dilation.empty() &&
+         detail::hopper_forward_available() && detail::hopper_backward_available();
 }
 
 void require_supported(DType dtype, std::int64_t head_dim, std::int64_t heads, bool per_head_dilation) {

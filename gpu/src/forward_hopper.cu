@@ -38,6 +38,7 @@
 
 #include "cuda_check.cuh"
 #include "forward_common.cuh"
+#include "kernel_sends.cuh"
 #include "kernels.cuh"
 #include "launch.cuh"
 #include "pipeline.cuh"
@@ -81,7 +82,9 @@ struct Barriers {
 
 // `keys` / `values`: TMA descriptors of K and V for the key row steps of this launch's heads (tma.cuh); a tile
 // whose step has none, or that crosses runs, is copied by cp.async. Both empty: every copy by cp.async.
-template <class Traits>
+// Sends: a virtual ring's hop rides along (kernel_sends.cuh); a separate instantiation, so that the kernel
+// without it keeps its registers.
+template <class Traits, bool Sends>
 __global__ void __launch_bounds__(Traits::kThreads, 1)
     hopper_forward(const __grid_constant__ AttentionParams p, const __grid_constant__ RowTileMaps keys,
                    const __grid_constant__ RowTileMaps values) {
@@ -127,9 +130,19 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
   const BlockPlan& plan = plan_storage.get();
   const HeadView& view = plan.view;
   if (plan.fixed_begin >= view.q.rows) return;
+  // A virtual ring's hop (kernel_sends.cuh): this block's share of K's and V's bytes.
+  constexpr int kElementBytes = sizeof(Element);
+  auto send_unit = [&](i64 g) { return slice_unit<kElementBytes>(p, g); };
   // Merging, a query tile that sees no key tile adds nothing (⊕ identity); a ring's first and last steps still
   // write its rows.
-  if (p.accumulate != nullptr && p.accumulate_step == kAccumulateMiddle && plan.visit_begin >= plan.visit_end) return;
+  if (p.accumulate != nullptr && p.accumulate_step == kAccumulateMiddle && plan.visit_begin >= plan.visit_end) {
+    if constexpr (Sends) {
+      i64 first, end;
+      block_slice<kElementBytes>(p, first, end);
+      send_rest(send_unit, first, end, static_cast<int>(threadIdx.x), Traits::kThreads);
+    }
+    return;
+  }
   const int q_stride = static_cast<int>(p.heads * D), kv_stride = static_cast<int>(p.kv_heads * D);
   const int j_begin = static_cast<int>(plan.visit_begin);
   const int tiles = static_cast<int>(plan.visit_end) - j_begin;  // key tiles t = 0 .. tiles − 1: j = j_begin + t
@@ -163,6 +176,9 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
         ptx::mbarrier_arrive(full);
       }
     };
+    const int tid = static_cast<int>(threadIdx.x);
+    i64 sent = 0, send_end = 0;  // the hop's units: the next to send, and the end of this block's share
+    if constexpr (Sends) block_slice<kElementBytes>(p, sent, send_end);
     for (int t = 0; t < tiles; ++t) {
       const int stage = t % S;
       const i64 first = static_cast<i64>(j_begin + t) * BN;
@@ -170,7 +186,11 @@ __global__ void __launch_bounds__(Traits::kThreads, 1)
       copy(keys, key_rows, sK + stage * Traits::kTileBytesKV, stage_barrier(barriers.k_full, t), first);
       if (t >= S) ptx::mbarrier_wait(stage_barrier(barriers.v_empty, t), phase(t) ^ 1);
       copy(values, value_rows, sV + stage * Traits::kTileBytesKV, stage_barrier(barriers.v_full, t), first);
+      // Two units of the hop per thread per tile, before waiting for the next stage.
+      if constexpr (Sends)
+        if (sent < send_end) sent = send_pair(send_unit, sent, send_end, tid, 128);
     }
+    if constexpr (Sends) send_rest(send_unit, sent, send_end, tid, 128);
     // A merging block reads its rows' old O and LSE in its epilogue, from memory that other blocks and steps
     // have long since pushed out of L2: ask for them now, S tiles before the consumers finish (one row each).
     if (p.accumulate != nullptr && p.accumulate_step != kAccumulateFirst) {
@@ -343,7 +363,9 @@ void launch(const AttentionParams& params, i64 rows_q, bool tma_copies, cudaStre
     encode_row_maps(values, params.v, bfloat16, params.batch, params.rows_k, params.kv_heads, Traits::kHeadDim, steps,
                     count, Traits::kBlockN);
   }
-  launch_per_tile(hopper_forward<Traits>, rows_q, Traits::kBlockM, Traits::kThreads, Traits::kSharedBytes, params,
+  const bool sends = params.k_send != nullptr;
+  launch_per_tile(sends ? hopper_forward<Traits, true> : hopper_forward<Traits, false>, rows_q, Traits::kBlockM, Traits::kThreads,
+                  Traits::kSharedBytes, params,
                   stream, "hopper_forward", keys, values);
 }
 
@@ -362,7 +384,7 @@ bool hopper_kernels_loadable() {
   if (available) {
     cudaFuncAttributes attributes{};
     const cudaError_t status =
-        cudaFuncGetAttributes(&attributes, hopper_forward<HopperTraits<__nv_bfloat16, 128>>);
+        cudaFuncGetAttributes(&attributes, hopper_forward<HopperTraits<__nv_bfloat16, 128>, false>);
     if (status == cudaErrorInvalidDeviceFunction || status == cudaErrorNoKernelImageForDevice) {
       (void)cudaGetLastError();  // a binary without sm_90a code: not an error, the mma.sync kernels run
       available = false;

@@ -80,6 +80,12 @@ __device__ __forceinline__ void prefetch_l2(const void* address, int bytes) {
 __device__ __forceinline__ void prefetch_line_l2(const void* address) {
   asm volatile("prefetch.global.L2 [%0];\n" ::"l"(address) : "memory");
 }
+// Orders this thread's ordinary (generic proxy) global accesses before, and after, asynchronous-proxy ones such as
+// bulk reductions (a bulk reduction issued after an mbarrier wait then sees what another thread stored before it
+// fenced and arrived).
+__device__ __forceinline__ void fence_proxy_async_global() {
+  asm volatile("fence.proxy.async.global;\n" ::: "memory");
+}
 // Waits until this thread's bulk operations have read their shared-memory sources (the buffer may be reused).
 __device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 // Waits until this thread's bulk operations are complete.

@@ -341,6 +341,34 @@ void wait_for(RingRank& r, cudaEvent_t event) {
   if (event) RINGLAB_CUDA_CHECK(cudaStreamWaitEvent(r.stream, event, 0));
 }
 
+// RingProblem::hops_by_kernels for this pass (a pass without compute or without transfers keeps the transport's
+// path: the benchmark's split). Every rank must be here, in rank order: a kernel writes its neighbour's buffers.
+bool kernel_hops(const RingProblem& problem, std::span<RingRank* const> ranks, const PassOptions& options) {
+  if (!problem.hops_by_kernels || !options.compute || !options.transfer) return false;
+  for (std::size_t i = 0; i < ranks.size(); ++i)
+    if (ranks.size() != static_cast<std::size_t>(problem.schedule.ring_size) || ranks[i]->rank != static_cast<int>(i))
+      throw Error("internal error: hops by kernels need every rank of the ring in one driver call, in rank order");
+  return true;
+}
+
+// Rank i's step s under kernel hops waits for its two neighbours' step s − 1 (`previous`): rank i − 1's kernel
+// sent it the chunk (and accumulator) it holds, and rank i + 1 last read the buffers rank i's kernel writes.
+void wait_for_neighbours(RingRank& r, std::span<const cudaEvent_t> previous, std::size_t i) {
+  const std::size_t P = previous.size();
+  wait_for(r, previous[(i + P - 1) % P]);
+  wait_for(r, previous[(i + 1) % P]);
+}
+
+// A step whose kernel sends nothing (a skipped step, or one that launches plain block_attention_forward) under
+// kernel hops: the held K/V go on by copies on the rank's stream.
+void copy_held_kv_on(const RingProblem& problem, RingRank& r, RingRank& next, int s) {
+  const AttentionConfig& c = problem.config;
+  const auto bytes = static_cast<std::size_t>(problem.schedule.at(r.rank, s).kv_rows * c.batch * c.kv_heads *
+                                              c.head_dim * static_cast<i64>(size_of(problem.dtype)));
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(next.k[(s + 1) % 2].data(), k_held(r, s), bytes, cudaMemcpyDeviceToDevice, r.stream));
+  RINGLAB_CUDA_CHECK(cudaMemcpyAsync(next.v[(s + 1) % 2].data(), v_held(r, s), bytes, cudaMemcpyDeviceToDevice, r.stream));
+}
+
 }  // namespace
 
 void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, Transport& transport,
@@ -372,6 +400,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   // A pass without compute (the benchmark's transfers-only pass) times what moves: no clearing or conversion
   // either (its O and LSE are left as they were).
   const bool transfers_only = !options.compute;
+  const bool by_kernels = kernel_hops(problem, ranks, options) && !problem.schedule.local_only;
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
   for (std::size_t i = 0; i < ranks.size() && !transfers_only; ++i) {  // (O, LSE) = (0, −∞): in fp32, or O itself
     RingRank* r = ranks[i];
@@ -385,12 +414,23 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
     if (options.before_step) options.before_step(s);
     // Step s + 1's chunk travels during step s; ready = this rank finished step s − 1, the last reader of
     // buffer (s + 1) mod 2 (and, at s = 0, the initialisation above).
-    if (s + 1 < P && !problem.schedule.local_only)
+    if (s + 1 < P && !problem.schedule.local_only && !by_kernels)
       post_kv_round(problem, ranks, transport, s, ready, next_arrived, options.transfer);
+    const std::vector<cudaEvent_t> previous = ready;  // each rank's step s − 1
     for (std::size_t i = 0; i < ranks.size(); ++i) {
       RingRank& r = *ranks[i];
-      wait_for(r, arrived[i]);
+      if (by_kernels && s > 0) wait_for_neighbours(r, previous, i);
+      else wait_for(r, arrived[i]);
       const RingStep& step = problem.schedule.at(r.rank, s);
+      // Kernel hops: this step's kernel sends the held chunk on to rank p + 1's buffer (s + 1) mod 2.
+      const bool sends_now = by_kernels && s + 1 < P;
+      KernelSends kv_sends;
+      if (sends_now) {
+        RingRank& next = *ranks[(i + 1) % ranks.size()];
+        kv_sends.k_to = next.k[(s + 1) % 2].data();
+        kv_sends.v_to = next.v[(s + 1) % 2].data();
+      }
+      bool sent = false;
       if (!step.skipped && options.compute) {
         const ConstDeviceTensor q(r.q.data(), dtype, B, r.rows, H, D);
         const ConstDeviceTensor k(k_held(r, s), dtype, B, step.kv_rows, Hkv, D);
@@ -409,13 +449,17 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
                                                                : AccumulateStep::middle;
             block_attention_forward_accumulate(q, r.positions, k, v, k_positions, mask, problem.scale,
                                                DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
-                                               r.lse.as<float>(), r.stream, staging, out);
+                                               r.lse.as<float>(), r.stream, staging, out,
+                                               sends_now ? &kv_sends : nullptr);
+            sent = sends_now;
             continue;
           }
           if (dtype != DType::f32) {  // the tensor-core kernel merges into (O, LSE) in its epilogue
             block_attention_forward_accumulate(q, r.positions, k, v, k_positions, mask, problem.scale,
                                                DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
-                                               r.lse.as<float>(), r.stream);
+                                               r.lse.as<float>(), r.stream, AccumulateStep::middle, {},
+                                               sends_now ? &kv_sends : nullptr);
+            sent = sends_now;
             continue;
           }
           // fp32 rings (teaching kernels): a partial (O, LSE), then the ⊕ kernel (both fp32).
@@ -426,6 +470,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
                     r.partial_lse.as<float>(), r.stream);
         }
       }
+      if (sends_now && !sent) copy_held_kv_on(problem, r, *ranks[(i + 1) % ranks.size()], s);
       ready[i] = r.events.record(r.stream);
       r.step_done.push_back(ready[i]);
     }
@@ -458,6 +503,10 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   const bool replicated = c.q_replicated;
   const int complete_after = local ? 0 : P - 1;
   const i64 returned_row_bytes = B * Hkv * D * static_cast<i64>(size_of(problem.gradient_dtype));
+  // Kernel hops (RingProblem::hops_by_kernels): step s < P − 1's kernel sends the held K/V and writes the held
+  // chunk's accumulator, its share added, into rank p + 1's buffers (s + 1) mod 2; only the hop home after the
+  // last step goes through the transport.
+  const bool by_kernels = kernel_hops(problem, ranks, options) && !local && !replicated;
   begin(ranks, transport, start, options.continues);
   std::vector<cudaEvent_t> ready(ranks.size()), kv_arrived(ranks.size(), nullptr),
       next_kv_arrived(ranks.size(), nullptr), grads_arrived(ranks.size(), nullptr);
@@ -474,22 +523,39 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   for (int s = 0; s < P; ++s) {
     if (options.before_step) options.before_step(s);
     // K/V of step s + 1 travel during step s (buffer (s + 1) mod 2 was last read at step s − 1).
-    if (s + 1 < P && !local) post_kv_round(problem, ranks, transport, s, ready, next_kv_arrived, options.transfer);
+    if (s + 1 < P && !local && !by_kernels)
+      post_kv_round(problem, ranks, transport, s, ready, next_kv_arrived, options.transfer);
+    const std::vector<cudaEvent_t> previous = ready;  // each rank's step s − 1
     for (std::size_t i = 0; i < ranks.size(); ++i) {
       RingRank& r = *ranks[i];
-      wait_for(r, kv_arrived[i]);
+      if (by_kernels && s > 0) wait_for_neighbours(r, previous, i);
+      else wait_for(r, kv_arrived[i]);
       const RingStep& step = problem.schedule.at(r.rank, s);
+      RingRank& next = *ranks[(i + 1) % ranks.size()];
+      const bool sends_now = by_kernels && s + 1 < P;
       const i64 grad_count = B * step.kv_rows * Hkv * D;
       // dk[s mod 2] is the held chunk's accumulator (step s ≥ 1: received from rank p − 1 in the round posted
       // after its step s − 1); step 0 writes it directly, later steps dk_step, which is added to it. The first
       // pattern's kernel overwrites (with one writer per key row it stores, so nothing is zeroed first), later
       // patterns add.
       // gradients_added_by_kernel: step s ≥ 1's kernel adds into the arrived accumulator dk[s mod 2] itself.
-      const bool into_accumulator = s == 0 || (problem.gradients_added_by_kernel && !replicated);
-      float* dk_into = into_accumulator ? r.dk[s % 2].as<float>() : r.dk_step.as<float>();
-      float* dv_into = into_accumulator ? r.dv[s % 2].as<float>() : r.dv_step.as<float>();
+      // Kernel hops: the kernel writes the accumulator it sends on, in rank p + 1's dk[(s + 1) mod 2] (step 0:
+      // overwriting; later: the received dk[s mod 2] plus its share), and at the last step adds in place.
+      const bool into_accumulator = by_kernels || s == 0 || (problem.gradients_added_by_kernel && !replicated);
+      float* dk_into = sends_now          ? next.dk[(s + 1) % 2].as<float>()
+                       : into_accumulator ? r.dk[s % 2].as<float>()
+                                          : r.dk_step.as<float>();
+      float* dv_into = sends_now          ? next.dv[(s + 1) % 2].as<float>()
+                       : into_accumulator ? r.dv[s % 2].as<float>()
+                                          : r.dv_step.as<float>();
+      KernelSends sends;
+      if (sends_now) {
+        sends.k_to = next.k[(s + 1) % 2].data();
+        sends.v_to = next.v[(s + 1) % 2].data();
+        if (s > 0) sends.dk_from = r.dk[s % 2].as<float>(), sends.dv_from = r.dv[s % 2].as<float>();
+      }
       const bool compute = !step.skipped && options.compute;
-      if (s > 0 && into_accumulator) wait_for(r, grads_arrived[i]);
+      if (s > 0 && into_accumulator && !by_kernels) wait_for(r, grads_arrived[i]);
       if (!compute && s == 0) {  // the home chunk's accumulator still starts at zero
         RINGLAB_CUDA_CHECK(cudaMemsetAsync(dk_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
         RINGLAB_CUDA_CHECK(cudaMemsetAsync(dv_into, 0, static_cast<std::size_t>(grad_count * 4), r.stream));
@@ -505,7 +571,15 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
               DeviceTensor{r.acc_dq.data(), DType::f32, B, r.rows, H, D},
               DeviceTensor{dk_into, DType::f32, B, step.kv_rows, Hkv, D},
               DeviceTensor{dv_into, DType::f32, B, step.kv_rows, Hkv, D}, r.stream,
-              m == 0 && (s == 0 || !into_accumulator) ? GradientWrite::overwrite : GradientWrite::accumulate);
+              m == 0 && (s == 0 || !into_accumulator) ? GradientWrite::overwrite : GradientWrite::accumulate,
+              sends_now ? &sends : nullptr);
+      } else if (sends_now) {  // a skipped step passes the chunk and its accumulator on unchanged
+        copy_held_kv_on(problem, r, next, s);
+        if (s > 0) {  // (step 0's accumulator starts at zero: cleared above)
+          const auto bytes = static_cast<std::size_t>(grad_count * 4);
+          RINGLAB_CUDA_CHECK(cudaMemcpyAsync(dk_into, r.dk[s % 2].data(), bytes, cudaMemcpyDeviceToDevice, r.stream));
+          RINGLAB_CUDA_CHECK(cudaMemcpyAsync(dv_into, r.dv[s % 2].data(), bytes, cudaMemcpyDeviceToDevice, r.stream));
+        }
       }
       wait_for(r, grads_arrived[i]);  // the accumulator of the held chunk has arrived
       // (q_replicated: nothing to add or round, the own chunk's dK/dV were complete after step 0)
@@ -532,7 +606,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
     kv_arrived = next_kv_arrived;
     // The accumulators go on to rank p + 1 (into its dk[(s + 1) mod 2], which it adds to after step s + 1's
     // kernels); after the last step, home to the owner (dk[P mod 2]). The hop runs during step s + 1.
-    if (options.transfer && !local && !replicated) {
+    if (options.transfer && !local && !replicated && (!by_kernels || s + 1 == P)) {
       for (std::size_t i = 0; i < ranks.size(); ++i) {
         RingRank& r = *ranks[i];
         const bool last = s + 1 == P;
@@ -643,9 +717,17 @@ Event CopyTransport::arrived(int rank) { return arrived_.at(static_cast<std::siz
 
 // ---- VirtualRing ------------------------------------------------------------------------------------------
 
-VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients)
+VirtualRing::VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients, RingHops hops)
     : problem_(std::make_unique<detail::RingProblem>(config, dtype, gradients, "gpu::VirtualRing")),
       events_(std::make_unique<detail::EventPool>()) {
+  // Hops by the kernels need one kernel call per step (one mask set) that the sends can ride on.
+  const bool sendable = problem_->masks.size() == 1 && !config.q_replicated && !problem_->schedule.local_only &&
+                        kernel_sends_available(dtype, config.head_dim, config.heads, config.kv_heads, problem_->masks[0]);
+  if (hops == RingHops::kernels && !sendable)
+    throw ConfigError("hops", "kernels",
+                      "RingHops::copies or automatic here: hops by the kernels need the Hopper kernels (sm_90a) in "
+                      "bf16/fp16 with head_dim 64 or 128, Hkv = H, no dilation and a ring whose chunks travel");
+  problem_->hops_by_kernels = hops == RingHops::kernels;  // (automatic: copies, ring.hpp)
   // From P = 4 the backward kernels add into the travelling dK/dV themselves: the add kernels' passes over memory
   // cost SM time on one GPU, and other devices' kernels fill the wait for the accumulator. At P = 2 and 3 the
   // devices wait for each other at every step, and that was slower (bench/results/gpu-virtual-ring-2026-11-23-H100-grads.md).
@@ -668,6 +750,7 @@ VirtualRing::~VirtualRing() {
 }
 
 const RingSchedule& VirtualRing::schedule() const { return problem_->schedule; }
+RingHops VirtualRing::hops() const { return problem_->hops_by_kernels ? RingHops::kernels : RingHops::copies; }
 int VirtualRing::size() const { return problem_->schedule.ring_size; }
 
 std::size_t VirtualRing::bytes_per_device() const { return ranks_.front()->bytes(); }

@@ -19,6 +19,7 @@
 //   ring from P = 4 waits for the accumulator instead and lets the kernel add into it.) The hop home follows
 //   the last step and overlaps nothing: under GradientPrecision::input the finished total is rounded to the
 //   dtype first (what the caller's framework would do to it anyway), halving that hop.
+//   RingProblem::hops_by_kernels: the same hops, done by the step's kernels instead of the transport.
 //   A local_only schedule (every step after 0 skipped everywhere: LongNet segments inside the chunks) moves
 //   nothing at all: each rank attends within its own chunk and keeps its dK/dV.
 #pragma once
@@ -54,6 +55,11 @@ struct RingProblem {
   // into it itself, saving the add's pass over memory, which on one GPU is SM time. dk_step/dv_step stay
   // allocated, as a real rank's are.
   bool gradients_added_by_kernel = false;
+  // The virtual ring with RingHops::kernels: rank p's step-s kernel copies its held K/V (and, backward, the received
+  // dK/dV accumulator with its share added) into rank p + 1's buffers (s + 1) mod 2 itself (gpu::KernelSends), after
+  // ranks p − 1 (which sent it its chunk) and p + 1 (the last reader of the buffers it writes) finished step s − 1.
+  // No transport round but the backward's hop home. Needs every rank in one driver call, in rank order.
+  bool hops_by_kernels = false;
 
   // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
   RingProblem(const AttentionConfig& config, DType dtype, GradientPrecision gradients, const char* who);

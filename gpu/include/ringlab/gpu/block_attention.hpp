@@ -93,6 +93,27 @@ void block_attention_forward(ConstDeviceTensor q, const PositionSet& q_positions
 // (a dilated mask visits only its selected rows) and keys to look at (k.rows > 0).
 enum class AccumulateStep { middle, first, last };
 
+// A virtual ring step's hop, done by the step's own kernel (gpu::VirtualRing with RingHops::kernels): on one GPU
+// a device-to-device copy is itself a kernel that waits for SMs, while the Hopper attention kernels' producer
+// warps have idle issue slots. k_to, v_to: where the kernel copies the K and V it is given (shaped like them:
+// the next device's receive buffers). dk_from, dv_from (backward with GradientWrite::accumulate only): the
+// dK/dV accumulator received from the previous device; the kernel writes dk = dk_from + this block pair's
+// gradients (dv likewise), so that dk is the accumulator sent on. Each block copies the rows it owns (backward:
+// its key rows; forward: an equal share), the dK/dV rows before its own additions. Needs
+// kernel_sends_available(); all four pointers device pointers, 16-byte aligned, none overlapping k, v, dk, dv.
+struct KernelSends {
+  void* k_to = nullptr;
+  void* v_to = nullptr;
+  const float* dk_from = nullptr;
+  const float* dv_from = nullptr;
+};
+
+// Whether block_attention_forward_accumulate / block_attention_backward can send for these inputs here: the
+// Hopper kernels (sm_90a) in bf16/fp16, Hkv = H (one block owns each key row), a mask without dilation (every
+// row has an owner).
+bool kernel_sends_available(DType dtype, std::int64_t head_dim, std::int64_t heads, std::int64_t kv_heads,
+                            const HeadMasks& mask);
+
 // (O, LSE) ← (O, LSE) ⊕ block attention, in place: `acc` [B, n, H, D] fp32 and `lse` [B, H, n] are a running
 // output (start at (0, −∞), or at a `first` step); this block's normalised O and its LSE are merged into them in
 // the kernel's epilogue, in fp32 — no partial buffer, no merge kernel (a ring step's forward). `out` [B, n, H, D]
@@ -101,7 +122,8 @@ enum class AccumulateStep { middle, first, last };
 void block_attention_forward_accumulate(ConstDeviceTensor q, const PositionSet& q_positions, ConstDeviceTensor k,
                                         ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                                         float scale, DeviceTensor acc, float* lse, Stream stream = nullptr,
-                                        AccumulateStep step = AccumulateStep::middle, DeviceTensor out = {});
+                                        AccumulateStep step = AccumulateStep::middle, DeviceTensor out = {},
+                                        const KernelSends* sends = nullptr);
 
 // δ [B, H, n] = rowsum(dO ∘ O) in fp32; dout and out have the same dtype and shape [B, n, H, D].
 void output_gradient_dot(ConstDeviceTensor dout, ConstDeviceTensor out, float* delta, Stream stream = nullptr);
@@ -124,7 +146,7 @@ void block_attention_backward(ConstDeviceTensor q, const PositionSet& q_position
                               ConstDeviceTensor v, const PositionSet& k_positions, const HeadMasks& mask,
                               float scale, ConstDeviceTensor dout, const float* lse, const float* delta,
                               DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, Stream stream = nullptr,
-                              GradientWrite write = GradientWrite::accumulate);
+                              GradientWrite write = GradientWrite::accumulate, const KernelSends* sends = nullptr);
 
 // Element-wise dtype conversion between two tensors of the same shape (e.g. fp32 dQ → bf16).
 void convert(ConstDeviceTensor from, DeviceTensor to, Stream stream = nullptr);

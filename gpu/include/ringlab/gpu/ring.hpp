@@ -117,18 +117,33 @@ class CopyTransport final : public Transport {
   std::vector<Event> arrived_;                  // [rank]: the last round's copies into and out of the rank
 };
 
+// How VirtualRing moves a chunk (and, backward, its dK/dV accumulator) from one virtual device to the next.
+// kernels was written in a session that was lent no GPU: it compiles, and tests/test_gpu_ring.cpp holds it to
+// the bits of copies, but it has not run yet, so automatic means copies until it has been checked and timed
+// (docs/gpu-rings.md, "Hops by the kernels").
+enum class RingHops {
+  automatic,  // copies (see above)
+  copies,     // CopyTransport: cudaMemcpyAsync on a copy stream per link, overlapping the step's kernels
+  kernels,    // the step's attention kernel copies what it holds on (gpu::KernelSends): on one GPU a copy is an SM
+              // kernel of its own; device p's step s then waits for devices p ± 1 to finish step s − 1.
+              // Bf16/fp16 on sm_90a, Hkv = H, no dilation (gpu::kernel_sends_available), else ConfigError.
+};
+
 // A ring of config.ring virtual devices on the current GPU.
 class VirtualRing {
  public:
   // config: validated AttentionConfig (ring, layout, causal/window, GQA); dtype of Q, K, V, O, dO;
   // gradients: the precision dK, dV come home in (ringlab/gpu/dtype.hpp).
-  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input);
+  // hops: how chunks move between the virtual devices (RingHops; hops() tells which was chosen).
+  VirtualRing(const AttentionConfig& config, DType dtype, GradientPrecision gradients = GradientPrecision::input,
+              RingHops hops = RingHops::automatic);
   ~VirtualRing();
   VirtualRing(const VirtualRing&) = delete;
   VirtualRing& operator=(const VirtualRing&) = delete;
 
   const RingSchedule& schedule() const;
   int size() const;
+  RingHops hops() const;  // copies or kernels
   Stream compute_stream() const { return compute_; }
 
   // Whole tensors on the device: q [B, N, H, D], k, v [B, N, Hkv, D] in `dtype`; each virtual device gets
