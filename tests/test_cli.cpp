@@ -491,6 +491,8 @@ TEST_CASE("ringlab simulate --backend gpu: refused flags, then the ring on a GPU
         {{"--backend", "gpu", "--iters", "0"}, "--iters"},
         {{"--dtype", "fp16"}, "--backend gpu"},  // GPU-only flags with the CPU simulator
         {{"--iters", "3"}, "--backend gpu"},
+        {{"--backend", "gpu", "--hops", "nccl"}, "--hops"},
+        {{"--hops", "kernels"}, "--backend gpu"},
     };
     for (const auto& [flags, named] : bad) {
       const Result result = run_cli(concat({"simulate", "--seq", "256", "--ring", "4"}, flags), temp.path);

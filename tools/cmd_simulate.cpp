@@ -80,7 +80,7 @@ struct SimulateFlags {
   std::string mode = "compute", scheme = "ring", pass = "forward", device_preset = "H100-SXM", device_file;
   CLI::Option* device_preset_option = nullptr;  // --backend gpu: was a preset chosen, or match the GPU?
   std::string overlap = "on", trace, report_json;
-  std::string backend = "cpu", dtype = "bf16", grad_precision = "input";
+  std::string backend = "cpu", dtype = "bf16", grad_precision = "input", hops = "copies";
   int iters = 10;
   const CLI::App* app = nullptr;  // the subcommand, to tell flags given from defaults
   std::vector<std::string> injections;
@@ -138,9 +138,12 @@ bool gpu_backend_chosen(const SimulateFlags& flags) {
                                                                "one GPU beside the simulator's prediction)");
   if (flags.dtype != "bf16" && flags.dtype != "fp16")
     throw ConfigError("--dtype", "'" + flags.dtype + "'", "valid values are bf16, fp16 (--backend gpu)");
+  if (flags.hops != "copies" && flags.hops != "kernels")
+    throw ConfigError("--hops", "'" + flags.hops + "'",
+                      "valid values are copies, kernels (--backend gpu: how the virtual devices pass chunks on)");
   const bool gpu = flags.backend == "gpu";
   if (!gpu) {
-    for (const char* flag : {"--dtype", "--iters"})
+    for (const char* flag : {"--dtype", "--iters", "--hops"})
       if (given(flags, flag))
         throw ConfigError(flag, given_value(flags, flag),
                           "applies to --backend gpu only (the simulator computes in fp64; --bytes-per-element sets "
@@ -245,6 +248,7 @@ int run_simulate(SimulateFlags& flags) {
     GpuSimulateRequest request;
     request.twin = options;
     request.dtype = flags.dtype;
+    request.hops = flags.hops;
     request.iters = flags.iters;
     request.seed = flags.seed;
     request.report_json = flags.report_json;
@@ -356,6 +360,10 @@ Command add_simulate_command(CLI::App& parent) {
   app->add_option("--dtype", flags->dtype, "--backend gpu: element type of Q, K, V, O, dO: bf16 or fp16 [bf16]")
       ->group(gpu_group);
   app->add_option("--iters", flags->iters, "--backend gpu: timed runs after one warm-up; the median is reported [10]")
+      ->group(gpu_group);
+  app->add_option("--hops", flags->hops,
+                  "--backend gpu: how the virtual devices pass chunks on: copies (cudaMemcpyAsync per link) or kernels "
+                  "(each step's attention kernel copies what it holds on; gpu::RingHops, docs/gpu-rings.md) [copies]")
       ->group(gpu_group);
   const std::string output_group = "Output";
   app->add_option("--trace", flags->trace, "write a Chrome/Perfetto trace-event JSON file")->group(output_group);

@@ -198,7 +198,8 @@ int run(const GpuSimulateRequest& request) {
   // allocating. Its compute stream orders everything below.
   const auto gradients = request.twin.returned_gradient_bytes_per_element == 4 ? gpu::GradientPrecision::fp32
                                                                                 : gpu::GradientPrecision::input;
-  gpu::VirtualRing ring(config, dtype, gradients);
+  const gpu::RingHops hops = request.hops == "kernels" ? gpu::RingHops::kernels : gpu::RingHops::copies;
+  gpu::VirtualRing ring(config, dtype, gradients, hops);
   const cudaStream_t stream = ring.compute_stream();
   const i64 B = config.batch, N = config.seq, H = config.heads, Hkv = config.kv_heads, D = config.head_dim;
 
@@ -303,8 +304,10 @@ int run(const GpuSimulateRequest& request) {
   fmt::print("ringlab simulate --backend gpu: {} | {} | pass {} | seed {}\n", describe(config), gpu::to_string(dtype),
              sim::to_string(request.twin.pass), request.seed);
   fmt::print("measured on {}: gpu::VirtualRing, {} virtual devices on this one GPU (each its own buffers and compute "
-             "stream, K/V moved by device-to-device copies), and the single-GPU kernel on the whole sequence\n",
-             gpu_name, P);
+             "stream, K/V moved {}), and the single-GPU kernel on the whole sequence\n",
+             gpu_name, P,
+             hops == gpu::RingHops::kernels ? "by each step's attention kernel (--hops kernels)"
+                                            : "by device-to-device copies");
   fmt::print("predicted: the simulator's analytic twin (same schedule; ledgers, roofline, links) for {} devices, "
              "{} per node, overlap {}, {} bytes per element\n",
              preset.name, request.twin.devices_per_node, request.twin.overlap ? "on" : "off", kGpuBackendElementBytes);
@@ -357,6 +360,7 @@ int run(const GpuSimulateRequest& request) {
     json["gpu"] = gpu_name;
     json["config"] = config_to_json(config);
     json["dtype"] = gpu::to_string(dtype);
+    json["hops"] = request.hops;
     json["pass"] = sim::to_string(request.twin.pass);
     json["seed"] = request.seed;
     json["iters"] = request.iters;

@@ -20,6 +20,7 @@ struct GpuSimulateRequest {
   // analytic and bytes_per_element to the dtype's size itself.
   sim::SimulationOptions twin;
   std::string dtype = "bf16";  // bf16 | fp16 (checked by the caller)
+  std::string hops = "copies";  // copies | kernels: gpu::RingHops (checked by the caller)
   int iters = 10;              // timed repetitions after the warm-up (≥ 1)
   std::uint64_t seed = 0;      // of the N(0,1) inputs: q, k, v, dO drawn in that order, as compute mode does
   std::string report_json;     // empty: none
