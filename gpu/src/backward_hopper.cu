@@ -233,9 +233,10 @@ __global__ void __launch_bounds__(Traits::kThreads, 1) hopper_backward(const Att
       }
       ptx::cp_async_arrive(stage_barrier(barriers.q_full, t));
       if (t >= kDqLag) add_dq(t - kDqLag);
-      // Two units of the hop per thread per tile, while the producer would wait for the next stage anyway.
+      // Two units of the hop per thread per tile, while the producer would wait for the next stage anyway (at
+      // D = 128 a block's 12 288 units take 48 tiles; a block with fewer sends the rest after its loop).
       if constexpr (Sends)
-        if (sent < send_end) sent = send_one(send_unit, sent, send_end, tid, 128);
+        if (sent < send_end) sent = send_pair(send_unit, sent, send_end, tid, 128);
     }
     for (int u = tiles >= kDqLag ? tiles - kDqLag : 0; u < tiles; ++u) add_dq(u);
     if constexpr (Sends) {

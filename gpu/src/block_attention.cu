@@ -284,8 +284,11 @@ void apply_sends(AttentionParams& params, const KernelSends& sends, ConstDeviceT
           "one of them null", "both device pointers, or both null");
   require(sends.dk_from == nullptr || grads_passed_on, "sends.dk_from", "set",
           "null except in block_attention_backward with GradientWrite::accumulate");
-  require(sends.k_to != k.data && sends.dk_from != params.dk, "sends", "a destination equal to its source",
-          "buffers apart from k, v, dk, dv");
+  // (In the forward dk is null, as dk_from is.)
+  const bool apart = sends.k_to != k.data && sends.v_to != params.v &&
+                     (sends.dk_from == nullptr || (sends.dk_from != params.dk && sends.dv_from != params.dv));
+  require(apart, "sends", "k_to = k, v_to = v, dk_from = dk or dv_from = dv",
+          "destinations apart from their sources (the next device's buffers)");
   for (const void* pointer : {static_cast<const void*>(sends.k_to), static_cast<const void*>(sends.v_to),
                               static_cast<const void*>(sends.dk_from), static_cast<const void*>(sends.dv_from)})
     require_aligned(pointer, 16, "sends");

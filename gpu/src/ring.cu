@@ -201,6 +201,11 @@ void RingRank::poison(cudaStream_t on) {
     if (b->bytes() > 0) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
 }
 
+void RingRank::poison_in_transit(cudaStream_t on) {
+  for (const DeviceBuffer* b : {&k[0], &k[1], &v[0], &v[1], &dk[0], &dk[1], &dv[0], &dv[1], &dk_step, &dv_step})
+    if (b->bytes() > 0) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
+}
+
 void copy_rows(const PositionSet& positions, i64 batch, i64 whole_rows, i64 row_bytes, const void* from, void* to,
                bool to_shard, cudaStream_t stream) {
   const i64 shard_rows = positions.size();
@@ -587,7 +592,9 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
         // The chunk's total is complete: add the last share, apply 1/k and round, into the free K/V buffer
         // (local: straight into home accumulator 1). k/v[P mod 2] is free here: step P − 1 holds buffer
         // (P − 1) mod 2, and the last send from P mod 2 (round P − 2) is covered by kv_arrived, which this
-        // stream waited for — the transport's arrival event covers a rank's sends as well as its receives.
+        // stream waited for — the transport's arrival event covers a rank's sends as well as its receives. (Kernel
+        // hops: that send was this rank's own step P − 2 kernel, earlier on this stream, and the last write into
+        // the buffer rank p − 1's step P − 3 kernel, which step P − 2 waited for.)
         const float* k_share = compute && s > 0 && !into_accumulator ? dk_into : nullptr;
         const float* v_share = compute && s > 0 && !into_accumulator ? dv_into : nullptr;
         void* k_rounded = local ? r.dk[1].data() : r.k[P % 2].data();
@@ -757,6 +764,10 @@ std::size_t VirtualRing::bytes_per_device() const { return ranks_.front()->bytes
 
 void VirtualRing::poison() {
   for (auto& r : ranks_) r->poison(compute_);
+}
+
+void VirtualRing::poison_in_transit() {
+  for (auto& r : ranks_) r->poison_in_transit(compute_);
 }
 
 void VirtualRing::load(ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v) {

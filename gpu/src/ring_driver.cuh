@@ -125,6 +125,7 @@ struct RingRank {
   std::vector<const DeviceBuffer*> buffers() const;
   std::size_t bytes() const;
   void poison(cudaStream_t on);  // 0xFF bytes (NaN in every dtype) into every buffer
+  void poison_in_transit(cudaStream_t on);  // the same into the buffers a pass only passes on: k/v[2], dk/dv[2], dk/dv_step
   // Whole [B, N, heads, D] tensors → this rank's rows (strided copies on `on`).
   void load(const RingProblem& problem, ConstDeviceTensor q, ConstDeviceTensor k, ConstDeviceTensor v, cudaStream_t on);
   void load_output_gradient(const RingProblem& problem, ConstDeviceTensor dout, cudaStream_t on);

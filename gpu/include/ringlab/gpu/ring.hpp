@@ -118,9 +118,8 @@ class CopyTransport final : public Transport {
 };
 
 // How VirtualRing moves a chunk (and, backward, its dK/dV accumulator) from one virtual device to the next.
-// kernels was written in a session that was lent no GPU: it compiles, and tests/test_gpu_ring.cpp holds it to
-// the bits of copies, but it has not run yet, so automatic means copies until it has been checked and timed
-// (docs/gpu-rings.md, "Hops by the kernels").
+// kernels is not yet timed (docs/gpu-rings.md, "Hops by the kernels"; tests/test_gpu_ring.cpp holds it to the
+// bits of copies), so automatic means copies until it has been measured.
 enum class RingHops {
   automatic,  // copies (see above)
   copies,     // CopyTransport: cudaMemcpyAsync on a copy stream per link, overlapping the step's kernels
@@ -152,6 +151,9 @@ class VirtualRing {
   // Fills every per-device buffer with 0xFF bytes (NaN in every dtype), for tests: a result that reads
   // anything the ring did not write shows up as NaN. Call before load().
   void poison();
+  // The same for the buffers a pass only passes chunks through (K/V rotation buffers, travelling dK/dV), for
+  // tests between forward and backward: the backward must not find the forward's chunks still there.
+  void poison_in_transit();
   void load_output_gradient(ConstDeviceTensor dout);  // [B, N, H, D]
 
   // options: as NcclRing's (compute-only and transfers-only passes for benchmarks, repeats); time them with
