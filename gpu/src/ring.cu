@@ -196,14 +196,18 @@ std::size_t RingRank::bytes() const {
   return total;
 }
 
-void RingRank::poison(cudaStream_t on) {
-  for (const DeviceBuffer* b : buffers())
+namespace {
+void fill_with_nan(std::span<const DeviceBuffer* const> buffers, cudaStream_t on) {  // 0xFF bytes: NaN in every dtype
+  for (const DeviceBuffer* b : buffers)
     if (b->bytes() > 0) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
 }
+}  // namespace
+
+void RingRank::poison(cudaStream_t on) { fill_with_nan(buffers(), on); }
 
 void RingRank::poison_in_transit(cudaStream_t on) {
-  for (const DeviceBuffer* b : {&k[0], &k[1], &v[0], &v[1], &dk[0], &dk[1], &dv[0], &dv[1], &dk_step, &dv_step})
-    if (b->bytes() > 0) RINGLAB_CUDA_CHECK(cudaMemsetAsync(b->data(), 0xFF, b->bytes(), on));
+  const DeviceBuffer* in_transit[] = {&k[0], &k[1], &v[0], &v[1], &dk[0], &dk[1], &dv[0], &dv[1], &dk_step, &dv_step};
+  fill_with_nan(in_transit, on);
 }
 
 void copy_rows(const PositionSet& positions, i64 batch, i64 whole_rows, i64 row_bytes, const void* from, void* to,
@@ -350,9 +354,9 @@ void wait_for(RingRank& r, cudaEvent_t event) {
 // path: the benchmark's split). Every rank must be here, in rank order: a kernel writes its neighbour's buffers.
 bool kernel_hops(const RingProblem& problem, std::span<RingRank* const> ranks, const PassOptions& options) {
   if (!problem.hops_by_kernels || !options.compute || !options.transfer) return false;
-  for (std::size_t i = 0; i < ranks.size(); ++i)
-    if (ranks.size() != static_cast<std::size_t>(problem.schedule.ring_size) || ranks[i]->rank != static_cast<int>(i))
-      throw Error("internal error: hops by kernels need every rank of the ring in one driver call, in rank order");
+  bool in_order = ranks.size() == static_cast<std::size_t>(problem.schedule.ring_size);
+  for (std::size_t i = 0; i < ranks.size(); ++i) in_order = in_order && ranks[i]->rank == static_cast<int>(i);
+  if (!in_order) throw Error("internal error: hops by kernels need every rank of the ring in one driver call, in order");
   return true;
 }
 
@@ -405,7 +409,7 @@ void ring_forward(const RingProblem& problem, std::span<RingRank* const> ranks, 
   // A pass without compute (the benchmark's transfers-only pass) times what moves: no clearing or conversion
   // either (its O and LSE are left as they were).
   const bool transfers_only = !options.compute;
-  const bool by_kernels = kernel_hops(problem, ranks, options) && !problem.schedule.local_only;
+  const bool by_kernels = kernel_hops(problem, ranks, options);
   std::vector<cudaEvent_t> ready(ranks.size()), arrived(ranks.size(), nullptr), next_arrived(ranks.size(), nullptr);
   for (std::size_t i = 0; i < ranks.size() && !transfers_only; ++i) {  // (O, LSE) = (0, −∞): in fp32, or O itself
     RingRank* r = ranks[i];
@@ -511,7 +515,7 @@ void ring_backward(const RingProblem& problem, std::span<RingRank* const> ranks,
   // Kernel hops (RingProblem::hops_by_kernels): step s < P − 1's kernel sends the held K/V and writes the held
   // chunk's accumulator, its share added, into rank p + 1's buffers (s + 1) mod 2; only the hop home after the
   // last step goes through the transport.
-  const bool by_kernels = kernel_hops(problem, ranks, options) && !local && !replicated;
+  const bool by_kernels = kernel_hops(problem, ranks, options);  // (never local_only or q_replicated: VirtualRing)
   begin(ranks, transport, start, options.continues);
   std::vector<cudaEvent_t> ready(ranks.size()), kv_arrived(ranks.size(), nullptr),
       next_kv_arrived(ranks.size(), nullptr), grads_arrived(ranks.size(), nullptr);

@@ -58,7 +58,8 @@ struct RingProblem {
   // The virtual ring with RingHops::kernels: rank p's step-s kernel copies its held K/V (and, backward, the received
   // dK/dV accumulator with its share added) into rank p + 1's buffers (s + 1) mod 2 itself (gpu::KernelSends), after
   // ranks p − 1 (which sent it its chunk) and p + 1 (the last reader of the buffers it writes) finished step s − 1.
-  // No transport round but the backward's hop home. Needs every rank in one driver call, in rank order.
+  // No transport round but the backward's hop home. Needs every rank in one driver call, in rank order, one mask
+  // set, chunks that travel (not local_only) and dK/dV that travel (not q_replicated): VirtualRing checks.
   bool hops_by_kernels = false;
 
   // Validates what the ring supports (throws ConfigError naming `who` before anything is allocated).
